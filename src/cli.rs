@@ -1,0 +1,404 @@
+//! The command line: argument definitions (clap) and the glue from each command to the
+//! engine. Results go to stdout; logs and errors go to stderr.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use serde_json::json;
+
+use crate::config::Config;
+use crate::config_error::{suggest, ConfigErrors};
+use crate::dag::DagFormat;
+use crate::error::{Exit, UsageError};
+use crate::plan::{Action, Evaluation, Project};
+use crate::publish;
+use crate::registry::Registry;
+use crate::run_lock::RunLock;
+use crate::runner::{self, Outcome, RunOptions, RunReport};
+
+/// A batch data pipeline with content-hashed stage caching.
+#[derive(Debug, Parser)]
+#[command(name = "pipeline", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// The pipeline file.
+    #[arg(long, short = 'c', global = true, default_value = "pipeline.toml", value_name = "FILE")]
+    pub config: PathBuf,
+    /// More log output (-v: debug, -vv: trace).
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only warnings and errors on stderr.
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Bring stages (default: all) and the stages they depend on up to date.
+    Run {
+        /// Stages to bring up to date; their stale upstream stages run first.
+        stages: Vec<String>,
+        /// Rerun the named stages (or all) even if up to date.
+        #[arg(long)]
+        force: bool,
+        /// Print what would happen, and why, without doing it.
+        #[arg(long)]
+        dry_run: bool,
+        /// How many independent stages may run at once.
+        #[arg(long, short = 'j', default_value_t = 2, value_name = "N")]
+        jobs: usize,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show every stage as up to date, stale or never run, with the reasons.
+    Status {
+        /// Only these stages.
+        stages: Vec<String>,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the stage graph.
+    Dag {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = DagFormat::Text)]
+        format: DagFormat,
+    },
+    /// Show a Parquet file's schema, row count, row groups and provenance.
+    Inspect {
+        /// The Parquet file.
+        file: PathBuf,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate the pipeline file and exit.
+    Check,
+}
+
+/// Runs the parsed command line and returns the exit code.
+pub fn execute(cli: Cli) -> anyhow::Result<Exit> {
+    let registry = Registry::builtin();
+    match cli.command {
+        Command::Inspect { file, json } => {
+            let inspection = crate::inspect::inspect(&file)?;
+            if json {
+                print_out(&format!("{}\n", serde_json::to_string_pretty(&inspection)?))
+            } else {
+                print_out(&inspection.render())
+            }
+        }
+        Command::Check => {
+            let config = load(&cli.config, &registry)?;
+            eprintln!(
+                "{}: {} stages, configuration is valid",
+                cli.config.display(),
+                config.stages.len()
+            );
+            Ok(Exit::Success)
+        }
+        Command::Dag { format } => {
+            let config = load(&cli.config, &registry)?;
+            print_out(&config.dag.render(format))
+        }
+        Command::Status { stages, json } => {
+            let config = load(&cli.config, &registry)?;
+            let selected = resolve_targets(&config, &stages)?;
+            let project = Project::open(config);
+            status(&project, &selected, json)
+        }
+        Command::Run {
+            stages,
+            force,
+            dry_run,
+            jobs,
+            json,
+        } => {
+            let config = load(&cli.config, &registry)?;
+            let targets = resolve_targets(&config, &stages)?;
+            if dry_run {
+                let project = Project::open(config);
+                return dry_run_plan(&project, &targets, force, json);
+            }
+            let cancel = Arc::new(AtomicBool::new(false));
+            install_interrupt_handler(&cancel);
+            let cache_dir = config.cache_dir.clone();
+            let lock_display = config.relative(&cache_dir.join("lock"));
+            let _lock = RunLock::acquire(&cache_dir.join("lock"), &lock_display)
+                .with_context(|| format!("cannot lock {lock_display}"))?;
+            // Freshness is decided only now that no other run can change the cache.
+            let mut project = Project::open(config);
+            publish::clean_leftovers(&project.cache, &project.config.outputs_dir);
+            let options = RunOptions {
+                targets: targets.clone(),
+                force,
+                jobs,
+                cancel: cancel.clone(),
+            };
+            let report = runner::run(&mut project, &options);
+            project
+                .lockfile
+                .save(&project.lockfile_path)
+                .context("cannot write pipeline.lock")?;
+            if let Some(bytes) = project.stat_cache.to_json_if_changed() {
+                // Only a hint: losing it costs a rehash, never a wrong result.
+                let _ = publish::write_atomic(&project.cache.stat_cache_path(), &bytes);
+            }
+            report_run(&project, &targets, &report, json)
+        }
+    }
+}
+
+fn load(path: &std::path::Path, registry: &Registry) -> Result<Config, ConfigErrors> {
+    Config::load(path, registry)
+}
+
+fn resolve_targets(config: &Config, names: &[String]) -> Result<Vec<usize>, UsageError> {
+    if names.is_empty() {
+        return Ok((0..config.stages.len()).collect());
+    }
+    names
+        .iter()
+        .map(|name| {
+            config
+                .stages
+                .iter()
+                .position(|s| s.id.as_str() == name)
+                .ok_or_else(|| UsageError::UnknownStage {
+                    name: name.clone(),
+                    config: config.file.display().to_string(),
+                    suggestion: suggest(name, config.stage_names()),
+                })
+        })
+        .collect()
+}
+
+fn install_interrupt_handler(cancel: &Arc<AtomicBool>) {
+    let cancel = cancel.clone();
+    let _ = ctrlc::set_handler(move || {
+        if cancel.swap(true, Ordering::SeqCst) {
+            // Second Ctrl-C: leave now. Staging folders are cleaned by the next run.
+            std::process::exit(130);
+        }
+        eprintln!("interrupted: stopping after running stages finish (Ctrl-C again to quit now)");
+    });
+}
+
+/// Writes to stdout; a closed pipe (`pipeline status | head`) is not an error.
+fn print_out(text: &str) -> anyhow::Result<Exit> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        Ok(()) => Ok(Exit::Success),
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(Exit::Success),
+        Err(err) => Err(err).context("cannot write to stdout"),
+    }
+}
+
+/// The state word of a stage as `status` reports it.
+fn state_of(project: &Project, index: usize, evaluation: &Evaluation) -> &'static str {
+    let stage = &project.config.stages[index];
+    if evaluation.action == Action::UpToDate {
+        "up-to-date"
+    } else if !project.lockfile.stages.contains_key(stage.id.as_str())
+        && evaluation.manifest.is_none()
+    {
+        "never-run"
+    } else {
+        "stale"
+    }
+}
+
+fn status(project: &Project, selected: &[usize], json: bool) -> anyhow::Result<Exit> {
+    let all: Vec<usize> = (0..project.config.stages.len()).collect();
+    let evaluations = project.plan(&all, &[]);
+    let order: Vec<usize> = project
+        .config
+        .dag
+        .order()
+        .iter()
+        .copied()
+        .filter(|i| selected.contains(i))
+        .collect();
+    if json {
+        let rows: Vec<_> = order
+            .iter()
+            .filter_map(|&i| evaluations.get(&i).map(|e| (i, e)))
+            .map(|(i, e)| {
+                let stage = &project.config.stages[i];
+                json!({
+                    "stage": stage.id.as_str(),
+                    "kind": stage.kind.name(),
+                    "state": state_of(project, i, e),
+                    "reasons": e.reasons.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    "details": e.reasons,
+                })
+            })
+            .collect();
+        return print_out(&format!("{}\n", serde_json::to_string_pretty(&rows)?));
+    }
+    let width = name_width(project, &order);
+    let mut out = String::new();
+    for &i in &order {
+        let Some(e) = evaluations.get(&i) else {
+            continue;
+        };
+        let stage = &project.config.stages[i];
+        let state = state_of(project, i, e).replace('-', " ");
+        let reasons: Vec<String> = e.reasons.iter().map(ToString::to_string).collect();
+        let mut line = format!("{:width$}  {state}", stage.id.as_str());
+        if !reasons.is_empty() && state != "never run" || reasons.len() > 1 {
+            let _ = write!(line, ": {}", reasons.join("; "));
+        } else if state == "never run" && e.action == Action::Blocked {
+            let _ = write!(line, ": {}", reasons.join("; "));
+        }
+        if e.action == Action::Restore {
+            line.push_str(" (cached result available)");
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    print_out(&out)
+}
+
+fn name_width(project: &Project, indices: &[usize]) -> usize {
+    indices
+        .iter()
+        .map(|&i| project.config.stages[i].id.as_str().len())
+        .max()
+        .unwrap_or(5)
+        .max(5)
+}
+
+fn dry_run_plan(
+    project: &Project,
+    targets: &[usize],
+    force: bool,
+    json: bool,
+) -> anyhow::Result<Exit> {
+    let selected: Vec<usize> = project.config.dag.with_ancestors(targets).into_iter().collect();
+    let forced: Vec<usize> = if force { targets.to_vec() } else { Vec::new() };
+    let evaluations = project.plan(&selected, &forced);
+    let order: Vec<usize> = project
+        .config
+        .dag
+        .order()
+        .iter()
+        .copied()
+        .filter(|i| evaluations.contains_key(i))
+        .collect();
+    let action_word = |action: Action| match action {
+        Action::UpToDate => "up-to-date",
+        Action::Restore => "restore",
+        Action::Run => "run",
+        Action::Blocked => "run-if-upstream-changes",
+    };
+    if json {
+        let rows: Vec<_> = order
+            .iter()
+            .map(|i| {
+                let e = &evaluations[i];
+                json!({
+                    "stage": project.config.stages[*i].id.as_str(),
+                    "action": action_word(e.action),
+                    "reasons": e.reasons.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let doc = json!({"ok": true, "dry_run": true, "stages": rows});
+        return print_out(&format!("{}\n", serde_json::to_string_pretty(&doc)?));
+    }
+    let width = name_width(project, &order);
+    let mut out = String::new();
+    for &i in &order {
+        let e = &evaluations[&i];
+        let what = match e.action {
+            Action::UpToDate => "up to date".to_owned(),
+            Action::Restore => "restore from cache".to_owned(),
+            Action::Run => "run".to_owned(),
+            Action::Blocked => "run unless upstream outputs are unchanged".to_owned(),
+        };
+        let reasons: Vec<String> = e.reasons.iter().map(ToString::to_string).collect();
+        let mut line = format!("{:width$}  {what}", project.config.stages[i].id.as_str());
+        if !reasons.is_empty() {
+            let _ = write!(line, ": {}", reasons.join("; "));
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    print_out(&out)
+}
+
+fn report_run(
+    project: &Project,
+    targets: &[usize],
+    report: &RunReport,
+    json: bool,
+) -> anyhow::Result<Exit> {
+    let exit = if report.interrupted {
+        Exit::Interrupted
+    } else if report.ok {
+        Exit::Success
+    } else {
+        Exit::StageFailed
+    };
+    for row in &report.stages {
+        if row.outcome == Outcome::Failed {
+            eprintln!(
+                "error: stage `{}` failed: {}",
+                row.stage,
+                row.error.as_deref().unwrap_or("unknown error")
+            );
+        }
+    }
+    // Stages downstream of the targets were left alone; say which are now stale.
+    let downstream = project.config.dag.descendants(targets);
+    if !downstream.is_empty() {
+        let all: Vec<usize> = (0..project.config.stages.len()).collect();
+        let evaluations = project.plan(&all, &[]);
+        let stale: Vec<&str> = downstream
+            .iter()
+            .filter(|i| {
+                !targets.contains(i)
+                    && evaluations
+                        .get(i)
+                        .is_some_and(|e| e.action != Action::UpToDate)
+            })
+            .map(|&i| project.config.stages[i].id.as_str())
+            .collect();
+        if !stale.is_empty() {
+            eprintln!("note: downstream stages left stale: {}", stale.join(", "));
+        }
+    }
+    if json {
+        print_out(&format!("{}\n", serde_json::to_string_pretty(report)?))?;
+        return Ok(exit);
+    }
+    let width = report
+        .stages
+        .iter()
+        .map(|s| s.stage.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    let mut out = format!("{:width$}  {:10}  {:>8}\n", "stage", "outcome", "seconds");
+    for row in &report.stages {
+        let _ = writeln!(
+            out,
+            "{:width$}  {:10}  {:>8.2}",
+            row.stage,
+            row.outcome.label(),
+            row.seconds
+        );
+    }
+    print_out(&out)?;
+    Ok(exit)
+}

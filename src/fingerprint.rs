@@ -1,0 +1,135 @@
+//! Decides whether a stage is up to date, and if not, exactly why.
+//!
+//! # What goes into a stage's key
+//!
+//! | component        | source                                   | why                                   |
+//! |------------------|------------------------------------------|---------------------------------------|
+//! | `format`         | [`CACHE_FORMAT`]                         | a new key encoding invalidates all    |
+//! | `stage`          | the stage's name                         | it is written into artifact provenance|
+//! | `kind`           | `kind = "..."`                           | different computation                 |
+//! | `code_version`   | blake3 of the kind's source files in `stages/src` (embedded by `stages/build.rs`) plus the `stages` crate version | editing a stage's code reruns it and its dependents only |
+//! | `params`         | the kind's parameters, defaults filled in, keys sorted | a default written out or left implicit gives the same key |
+//! | `inputs`         | per input, in order: its name and the *content* hash of its bytes (for an upstream output, the hash recorded in the upstream's manifest; for a Parquet file, without its `pipeline.*` provenance) | any change of data reruns; an upstream that reruns and writes identical data does not rerun its dependents (early cutoff) |
+//!
+//! # Deliberately left out
+//!
+//! - mtimes, inodes and sizes: a checkout or copy changes them without changing content
+//!   (they only let the stat cache skip rehashing an untouched file);
+//! - absolute paths: moving the project must not invalidate the cache;
+//! - thread counts (`-j`), log levels, the terminal: they do not change results;
+//! - versions of third-party crates (Cargo.lock): upgrading a numeric dependency keeps
+//!   existing results; run with `--force` after such an upgrade if exact reproduction
+//!   of the new code matters.
+//!
+//! # Deciding freshness
+//!
+//! With every upstream resolved (its output hashes known), a stage's key is computed and:
+//! a manifest for the key whose published outputs match -> up to date; a manifest whose
+//! published outputs are missing or edited -> restore; no manifest -> run. The reasons come
+//! from comparing the key's components with those recorded in `pipeline.lock`, in a fixed
+//! order: format, kind, code version, parameters, inputs.
+
+use crate::stage_key::{StageKey, CACHE_FORMAT};
+use crate::stale_reason::StaleReason;
+
+/// The reasons `new` differs from the recorded `old` components, in a fixed order.
+pub fn compare(old: &StageKey, new: &StageKey) -> Vec<StaleReason> {
+    let mut reasons = Vec::new();
+    if old.format != new.format {
+        reasons.push(StaleReason::CacheFormatChanged {
+            old: old.format,
+            new: CACHE_FORMAT,
+        });
+    }
+    if old.kind != new.kind {
+        reasons.push(StaleReason::KindChanged {
+            old: old.kind.clone(),
+            new: new.kind.clone(),
+        });
+    } else if old.code_version != new.code_version {
+        reasons.push(StaleReason::CodeVersionChanged {
+            old: old.code_version.clone(),
+            new: new.code_version.clone(),
+        });
+    }
+    compare_params(&old.params, &new.params, &mut reasons);
+    let old_names: Vec<String> = old.inputs.iter().map(|i| i.name.clone()).collect();
+    let new_names: Vec<String> = new.inputs.iter().map(|i| i.name.clone()).collect();
+    if old_names != new_names {
+        reasons.push(StaleReason::InputsChanged {
+            old: old_names,
+            new: new_names,
+        });
+    } else {
+        for (o, n) in old.inputs.iter().zip(&new.inputs) {
+            if o.hash != n.hash {
+                reasons.push(StaleReason::InputChanged {
+                    input: n.name.clone(),
+                    old: o.hash.short(),
+                    new: n.hash.short(),
+                });
+            }
+        }
+    }
+    reasons
+}
+
+fn compare_params(old: &serde_json::Value, new: &serde_json::Value, out: &mut Vec<StaleReason>) {
+    let empty = serde_json::Map::new();
+    let old_map = old.as_object().unwrap_or(&empty);
+    let new_map = new.as_object().unwrap_or(&empty);
+    let mut keys: Vec<&String> = old_map.keys().chain(new_map.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    let null = serde_json::Value::Null;
+    for key in keys {
+        let before = old_map.get(key).unwrap_or(&null);
+        let after = new_map.get(key).unwrap_or(&null);
+        if before != after {
+            out.push(StaleReason::ParamChanged {
+                param: key.clone(),
+                old: before.to_string(),
+                new: after.to_string(),
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::content_hash::ContentHash;
+    use crate::stage_key::KeyInput;
+    use serde_json::json;
+
+    fn key(params: serde_json::Value, input: &[u8]) -> StageKey {
+        StageKey {
+            format: CACHE_FORMAT,
+            stage: "s".into(),
+            kind: "k".into(),
+            code_version: "v1".into(),
+            params,
+            inputs: vec![KeyInput {
+                name: "up:out".into(),
+                hash: ContentHash::of(input),
+            }],
+        }
+    }
+
+    #[test]
+    fn compare_names_each_changed_param_and_input() {
+        let old = key(json!({"n": 2, "seed": 1}), b"a");
+        let new = key(json!({"n": 3, "seed": 1}), b"b");
+        let reasons: Vec<String> = compare(&old, &new).iter().map(ToString::to_string).collect();
+        assert_eq!(reasons[0], "param `n` changed: 2 -> 3");
+        assert!(reasons[1].starts_with("input `up:out` changed: "));
+        assert_eq!(reasons.len(), 2);
+    }
+
+    #[test]
+    fn identical_components_give_no_reason() {
+        let a = key(json!({"n": 2}), b"a");
+        assert!(compare(&a, &a.clone()).is_empty());
+        assert_eq!(a.hash(), a.clone().hash());
+    }
+}

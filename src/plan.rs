@@ -1,0 +1,337 @@
+//! Evaluates each stage's freshness against the cache and `pipeline.lock`.
+//!
+//! [`Project`] gathers what evaluation reads (configuration, cache, lock file, stat cache);
+//! [`Project::evaluate`] decides one stage given its upstream stages' resolved outputs, and
+//! [`Project::plan`] walks the whole graph for `status` and `run --dry-run`. The runner uses
+//! the same `evaluate` as stages finish, so a plan and the run that follows agree.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::cache::Cache;
+use crate::config::{Config, InputRef, StageConfig};
+use crate::content_hash::ContentHash;
+use crate::fingerprint::compare;
+use crate::lockfile::Lockfile;
+use crate::manifest::Manifest;
+use crate::stage_key::{KeyHash, KeyInput, StageKey, CACHE_FORMAT};
+use crate::stale_reason::StaleReason;
+use crate::stat_cache::StatCache;
+
+/// Where a downstream stage finds one output, and the content hash its key uses.
+#[derive(Debug, Clone)]
+pub struct ResolvedOutput {
+    /// The content hash (see `content_hash.rs`).
+    pub content: ContentHash,
+    /// The file to read: a cache object, or an external file.
+    pub path: PathBuf,
+}
+
+/// A stage's outputs once known.
+pub type Resolved = BTreeMap<String, ResolvedOutput>;
+
+/// What must happen to a stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Nothing: its current result is cached and published.
+    UpToDate,
+    /// Its current result is cached; copy it to the outputs folder.
+    Restore,
+    /// Compute it.
+    Run,
+    /// An upstream stage must run first; whether this one then runs depends on its outputs.
+    Blocked,
+}
+
+/// The verdict on one stage.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    /// What must happen.
+    pub action: Action,
+    /// Why (empty when up to date).
+    pub reasons: Vec<StaleReason>,
+    /// The key and its components, when all inputs are known.
+    pub key: Option<(KeyHash, StageKey)>,
+    /// The cached result for the key, if any.
+    pub manifest: Option<Manifest>,
+    /// The stage's outputs, when known without running it.
+    pub resolved: Option<Resolved>,
+    /// Where the chain of stale stages that blocks this one starts.
+    pub root: Option<String>,
+}
+
+/// Everything evaluation reads.
+pub struct Project {
+    /// The validated configuration.
+    pub config: Config,
+    /// The cache.
+    pub cache: Cache,
+    /// `pipeline.lock` as last written.
+    pub lockfile: Lockfile,
+    /// Where `pipeline.lock` lives.
+    pub lockfile_path: PathBuf,
+    /// Known file hashes.
+    pub stat_cache: StatCache,
+}
+
+impl Project {
+    /// Opens the project described by `config`.
+    pub fn open(config: Config) -> Self {
+        let cache = Cache::new(config.cache_dir.clone());
+        let lockfile_path = config.root.join("pipeline.lock");
+        let lockfile = Lockfile::load(&lockfile_path);
+        let stat_cache = StatCache::load(&cache.stat_cache_path());
+        Self {
+            config,
+            cache,
+            lockfile,
+            lockfile_path,
+            stat_cache,
+        }
+    }
+
+    /// The folder a stage's outputs are published to.
+    pub fn stage_output_dir(&self, stage: &StageConfig) -> PathBuf {
+        self.config.outputs_dir.join(stage.id.as_str())
+    }
+
+    /// The key components of `stage` given its inputs' hashes.
+    fn stage_key(&self, stage: &StageConfig, inputs: Vec<KeyInput>) -> StageKey {
+        StageKey {
+            format: CACHE_FORMAT,
+            stage: stage.id.0.clone(),
+            kind: stage.kind.name().to_owned(),
+            code_version: stage.kind.code_version(),
+            params: stage.params.clone(),
+            inputs,
+        }
+    }
+
+    /// Decides what `index` needs, given the evaluations of the stages before it.
+    pub fn evaluate(
+        &self,
+        index: usize,
+        upstream: &BTreeMap<usize, Evaluation>,
+        force: bool,
+    ) -> Evaluation {
+        let stage = &self.config.stages[index];
+        let blocked = |reasons: Vec<StaleReason>, root: Option<String>| Evaluation {
+            action: Action::Blocked,
+            reasons,
+            key: None,
+            manifest: None,
+            resolved: None,
+            root,
+        };
+
+        let mut key_inputs = Vec::new();
+        for input in &stage.inputs {
+            match input {
+                InputRef::Upstream {
+                    stage: up,
+                    output,
+                } => {
+                    let up_index = self.config.stages.iter().position(|s| &s.id == up);
+                    let evaluation = up_index.and_then(|i| upstream.get(&i));
+                    match evaluation.and_then(|e| e.resolved.as_ref()) {
+                        Some(resolved) => match resolved.get(output) {
+                            Some(out) => key_inputs.push(KeyInput {
+                                name: input.to_string(),
+                                hash: out.content,
+                            }),
+                            None => {
+                                return blocked(vec![StaleReason::ResultNotCached], None);
+                            }
+                        },
+                        None => {
+                            let root = evaluation
+                                .and_then(|e| e.root.clone())
+                                .unwrap_or_else(|| up.0.clone());
+                            return blocked(
+                                vec![StaleReason::UpstreamStale {
+                                    stage: up.0.clone(),
+                                    root: root.clone(),
+                                }],
+                                Some(root),
+                            );
+                        }
+                    }
+                }
+                InputRef::File { display, path } => match self.stat_cache.hashes(path) {
+                    Ok(hashes) => key_inputs.push(KeyInput {
+                        name: display.clone(),
+                        hash: hashes.content,
+                    }),
+                    Err(_) => {
+                        return blocked(
+                            vec![StaleReason::InputMissing {
+                                path: display.clone(),
+                            }],
+                            Some(stage.id.0.clone()),
+                        )
+                    }
+                },
+            }
+        }
+
+        let mut external_resolved = None;
+        if let Some(external) = &stage.external_outputs {
+            let paths: Vec<PathBuf> = external.iter().map(|(_, p)| p.clone()).collect();
+            let mut resolved = Resolved::new();
+            for ((name, path), hashes) in external.iter().zip(self.stat_cache.hash_all(&paths)) {
+                let shown = self.config.relative(path);
+                match hashes {
+                    Ok(h) => {
+                        key_inputs.push(KeyInput {
+                            name: shown,
+                            hash: h.content,
+                        });
+                        resolved.insert(
+                            name.clone(),
+                            ResolvedOutput {
+                                content: h.content,
+                                path: path.clone(),
+                            },
+                        );
+                    }
+                    Err(_) => {
+                        return blocked(
+                            vec![StaleReason::InputMissing { path: shown }],
+                            Some(stage.id.0.clone()),
+                        )
+                    }
+                }
+            }
+            external_resolved = Some(resolved);
+        }
+
+        let components = self.stage_key(stage, key_inputs);
+        let key = components.hash();
+        let recorded = self.lockfile.stages.get(stage.id.as_str());
+        let changes = |reasons: &mut Vec<StaleReason>| match recorded {
+            Some(entry) if entry.key != key => reasons.extend(compare(&entry.components, &components)),
+            Some(_) => {}
+            None => reasons.push(StaleReason::NeverRun),
+        };
+
+        if let Some(resolved) = external_resolved {
+            // A source of external files has nothing to compute: recording its hashes is
+            // its whole run.
+            let mut reasons = Vec::new();
+            if force {
+                reasons.push(StaleReason::Forced);
+            }
+            changes(&mut reasons);
+            let action = if reasons.is_empty() {
+                Action::UpToDate
+            } else {
+                Action::Run
+            };
+            return Evaluation {
+                action,
+                reasons,
+                key: Some((key, components)),
+                manifest: None,
+                resolved: Some(resolved),
+                root: None,
+            };
+        }
+
+        if force {
+            return Evaluation {
+                action: Action::Run,
+                reasons: vec![StaleReason::Forced],
+                key: Some((key, components)),
+                manifest: None,
+                resolved: None,
+                root: Some(stage.id.0.clone()),
+            };
+        }
+
+        match self.cache.read_manifest(&key) {
+            Ok(Some(manifest)) => {
+                let mut reasons = Vec::new();
+                changes(&mut reasons);
+                reasons.extend(self.check_published(stage, &manifest));
+                let resolved = manifest
+                    .outputs
+                    .iter()
+                    .map(|(name, record)| {
+                        (
+                            name.clone(),
+                            ResolvedOutput {
+                                content: record.content,
+                                path: self.cache.object_path(&record.object),
+                            },
+                        )
+                    })
+                    .collect();
+                Evaluation {
+                    action: if reasons.is_empty() {
+                        Action::UpToDate
+                    } else {
+                        Action::Restore
+                    },
+                    reasons,
+                    key: Some((key, components)),
+                    manifest: Some(manifest),
+                    resolved: Some(resolved),
+                    root: None,
+                }
+            }
+            Ok(None) => {
+                let mut reasons = Vec::new();
+                changes(&mut reasons);
+                if reasons.is_empty() {
+                    reasons.push(StaleReason::ResultNotCached);
+                }
+                Evaluation {
+                    action: Action::Run,
+                    reasons,
+                    key: Some((key, components)),
+                    manifest: None,
+                    resolved: None,
+                    root: Some(stage.id.0.clone()),
+                }
+            }
+            Err(unreadable) => Evaluation {
+                action: Action::Run,
+                reasons: vec![StaleReason::ManifestUnreadable {
+                    path: self.config.relative(&unreadable.path),
+                }],
+                key: Some((key, components)),
+                manifest: None,
+                resolved: None,
+                root: Some(stage.id.0.clone()),
+            },
+        }
+    }
+
+    fn check_published(&self, stage: &StageConfig, manifest: &Manifest) -> Vec<StaleReason> {
+        let dir = self.stage_output_dir(stage);
+        let mut reasons = Vec::new();
+        for record in manifest.outputs.values() {
+            let path = dir.join(&record.file);
+            let shown = self.config.relative(&path);
+            match self.stat_cache.hashes(&path) {
+                Ok(hashes) if hashes.object == record.object => {}
+                Ok(_) => reasons.push(StaleReason::OutputModified { path: shown }),
+                Err(_) => reasons.push(StaleReason::OutputMissing { path: shown }),
+            }
+        }
+        reasons
+    }
+
+    /// Evaluates `stages` (indices) in topological order, as `status` and `--dry-run` see them.
+    pub fn plan(&self, stages: &[usize], force: &[usize]) -> BTreeMap<usize, Evaluation> {
+        let mut evaluations = BTreeMap::new();
+        for &index in self.config.dag.order() {
+            if !stages.contains(&index) {
+                continue;
+            }
+            let evaluation = self.evaluate(index, &evaluations, force.contains(&index));
+            evaluations.insert(index, evaluation);
+        }
+        evaluations
+    }
+}

@@ -1,0 +1,250 @@
+//! The only code that moves anything into the cache or the outputs folder.
+//!
+//! Every write goes to a temporary file beside its destination, is fsynced, then renamed, so
+//! a reader (or a run killed at any moment, SIGKILL included) sees the old file or the new
+//! one, never a partial one. Order of a stage's commit: objects, then the manifest (the
+//! commit point), then published copies under `outputs/STAGE/`. Published files are copies,
+//! never links into the cache, so editing them cannot corrupt it.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use stages::kind::OutputSpec;
+
+use crate::cache::Cache;
+use crate::content_hash::{hash_artifact, ContentHash};
+use crate::manifest::{Manifest, OutputRecord};
+use crate::stat_cache::{FileStat, StatCache};
+
+/// Marks temporary files in output folders, so leftovers of a killed run can be removed.
+const TMP_MARKER: &str = ".pipeline-tmp-";
+
+/// A failure while committing or publishing.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// A filesystem operation failed.
+    #[error("{action} `{path}`: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The path involved.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// The stage finished without writing a declared output.
+    #[error("stage finished without writing its output `{output}` ({file})")]
+    MissingOutput {
+        /// The output name.
+        output: String,
+        /// The file it should have written.
+        file: String,
+    },
+    /// A cached object does not match its hash.
+    #[error("cache object `{path}` is corrupt (its content does not match its hash)")]
+    CorruptObject {
+        /// The object.
+        path: PathBuf,
+    },
+}
+
+fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> PublishError + 'a {
+    move |source| PublishError::Io {
+        action,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Writes `bytes` to `path` atomically (temp file, fsync, rename, fsync folder).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PublishError> {
+    let dir = parent(path);
+    fs::create_dir_all(dir).map_err(io_err("create folder", dir))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(TMP_MARKER)
+        .tempfile_in(dir)
+        .map_err(io_err("create a temporary file in", dir))?;
+    tmp.write_all(bytes).map_err(io_err("write", path))?;
+    tmp.as_file().sync_all().map_err(io_err("sync", path))?;
+    tmp.persist(path)
+        .map_err(|e| io_err("replace", path)(e.error))?;
+    sync_dir(dir);
+    Ok(())
+}
+
+fn parent(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+fn sync_dir(dir: &Path) {
+    // Makes the rename durable; a failure here (some filesystems refuse) is not fatal.
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// A private, empty folder for one run of `stage`; removed when dropped.
+pub fn staging_dir(cache: &Cache, stage: &str) -> Result<tempfile::TempDir, PublishError> {
+    let tmp = cache.tmp_dir();
+    fs::create_dir_all(&tmp).map_err(io_err("create folder", &tmp))?;
+    tempfile::Builder::new()
+        .prefix(&format!("{stage}-"))
+        .tempdir_in(&tmp)
+        .map_err(io_err("create a staging folder in", &tmp))
+}
+
+/// Moves a finished stage's outputs from `staging` into the object store.
+pub fn commit_outputs(
+    cache: &Cache,
+    staging: &Path,
+    outputs: &[OutputSpec],
+) -> Result<BTreeMap<String, OutputRecord>, PublishError> {
+    let mut records = BTreeMap::new();
+    for spec in outputs {
+        let staged = staging.join(&spec.file);
+        if !staged.is_file() {
+            return Err(PublishError::MissingOutput {
+                output: spec.name.clone(),
+                file: spec.file.clone(),
+            });
+        }
+        File::open(&staged)
+            .and_then(|f| f.sync_all())
+            .map_err(io_err("sync", &staged))?;
+        let hashes = hash_artifact(&staged).map_err(io_err("hash", &staged))?;
+        let size = fs::metadata(&staged).map_err(io_err("stat", &staged))?.len();
+        let object = cache.object_path(&hashes.object);
+        if object.is_file() {
+            // Content-addressed: an existing object with this hash already holds these bytes.
+            let _ = fs::remove_file(&staged);
+        } else {
+            let dir = parent(&object);
+            fs::create_dir_all(dir).map_err(io_err("create folder", dir))?;
+            fs::rename(&staged, &object).map_err(io_err("move into the cache", &object))?;
+            set_read_only(&object);
+            sync_dir(dir);
+        }
+        records.insert(
+            spec.name.clone(),
+            OutputRecord {
+                file: spec.file.clone(),
+                object: hashes.object,
+                content: hashes.content,
+                size,
+            },
+        );
+    }
+    Ok(records)
+}
+
+fn set_read_only(path: &Path) {
+    if let Ok(meta) = fs::metadata(path) {
+        let mut perms = meta.permissions();
+        perms.set_readonly(true);
+        let _ = fs::set_permissions(path, perms);
+    }
+}
+
+/// Commits a manifest: after this rename the result counts as cached.
+pub fn write_manifest(cache: &Cache, manifest: &Manifest) -> Result<(), PublishError> {
+    let bytes = serde_json::to_vec_pretty(manifest).map_err(|e| PublishError::Io {
+        action: "encode",
+        path: cache.manifest_path(&manifest.key),
+        source: io::Error::other(e),
+    })?;
+    write_atomic(&cache.manifest_path(&manifest.key), &bytes)
+}
+
+/// Removes the manifest for a result whose objects turned out to be corrupt.
+pub fn discard_manifest(cache: &Cache, manifest: &Manifest) {
+    let _ = fs::remove_file(cache.manifest_path(&manifest.key));
+}
+
+/// Copies each output of `manifest` from the cache to `dir`, verifying its hash on the way.
+pub fn publish_outputs(
+    cache: &Cache,
+    dir: &Path,
+    manifest: &Manifest,
+    stat_cache: &StatCache,
+) -> Result<(), PublishError> {
+    fs::create_dir_all(dir).map_err(io_err("create folder", dir))?;
+    for record in manifest.outputs.values() {
+        let object = cache.object_path(&record.object);
+        let target = dir.join(&record.file);
+        let mut tmp = tempfile::Builder::new()
+            .prefix(TMP_MARKER)
+            .tempfile_in(dir)
+            .map_err(io_err("create a temporary file in", dir))?;
+        let copied = copy_hashing(&object, tmp.as_file_mut()).map_err(io_err("read", &object))?;
+        if copied != record.object {
+            return Err(PublishError::CorruptObject { path: object });
+        }
+        tmp.as_file().sync_all().map_err(io_err("sync", &target))?;
+        tmp.persist(&target)
+            .map_err(|e| io_err("replace", &target)(e.error))?;
+        if let Some(stat) = FileStat::of(&target) {
+            stat_cache.record(
+                &target,
+                stat,
+                crate::content_hash::FileHashes {
+                    object: record.object,
+                    content: record.content,
+                },
+            );
+        }
+    }
+    sync_dir(dir);
+    Ok(())
+}
+
+fn copy_hashing(from: &Path, to: &mut File) -> io::Result<ContentHash> {
+    let mut source = File::open(from)?;
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = source.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        to.write_all(&buf[..n])?;
+    }
+    Ok(ContentHash(*hasher.finalize().as_bytes()))
+}
+
+/// Removes what a killed run left behind: staging folders and temporary output files.
+/// Must only be called while holding the run lock.
+pub fn clean_leftovers(cache: &Cache, outputs_dir: &Path) {
+    if let Ok(entries) = fs::read_dir(cache.tmp_dir()) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let _ = if path.is_dir() {
+                fs::remove_dir_all(&path)
+            } else {
+                fs::remove_file(&path)
+            };
+        }
+    }
+    for dir in [cache.manifests_dir(), outputs_dir.to_owned()] {
+        remove_tmp_files(&dir, 2);
+    }
+}
+
+fn remove_tmp_files(dir: &Path, depth: usize) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with(TMP_MARKER) {
+            let _ = fs::remove_file(&path);
+        } else if depth > 1 && path.is_dir() {
+            remove_tmp_files(&path, depth - 1);
+        }
+    }
+}

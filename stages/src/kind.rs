@@ -1,0 +1,316 @@
+//! The contract between the engine and a stage kind.
+//!
+//! A stage kind is a pure computation: it receives typed parameters, the paths of its inputs
+//! and a private folder to write its outputs into. It knows nothing about caching, locks or
+//! where its outputs end up. The engine talks to kinds through the object-safe [`StageKind`]
+//! trait with parameters as JSON; implementors write the typed [`Stage`] trait instead and
+//! wrap it in [`Kind`].
+//!
+//! Start reading at [`Stage`].
+
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+
+include!(concat!(env!("OUT_DIR"), "/source_hashes.rs"));
+
+/// One named file a stage writes into its output folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputSpec {
+    /// The name other stages use to refer to it (`"pca:scores"` refers to `scores`).
+    pub name: String,
+    /// The file name inside the stage's output folder.
+    pub file: String,
+}
+
+impl OutputSpec {
+    /// An output called `name`, stored as `file`.
+    pub fn new(name: &str, file: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            file: file.to_owned(),
+        }
+    }
+}
+
+/// The inputs a kind expects, by position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputSpec {
+    /// The names of the positional inputs, used in messages.
+    pub slots: Vec<&'static str>,
+    /// Whether any number of further inputs may follow (at least one slot is then required).
+    pub variadic: bool,
+}
+
+impl InputSpec {
+    /// Exactly these inputs, in this order.
+    pub fn fixed(slots: &[&'static str]) -> Self {
+        Self {
+            slots: slots.to_vec(),
+            variadic: false,
+        }
+    }
+
+    /// One or more inputs, all playing the role `slot`.
+    pub fn variadic(slot: &'static str) -> Self {
+        Self {
+            slots: vec![slot],
+            variadic: true,
+        }
+    }
+
+    /// Whether `count` inputs satisfy this spec.
+    pub fn accepts(&self, count: usize) -> bool {
+        if self.variadic {
+            count >= self.slots.len()
+        } else {
+            count == self.slots.len()
+        }
+    }
+}
+
+/// A parameter that failed validation, by key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParamError {
+    /// The key is not a parameter of this kind.
+    Unknown {
+        /// The key as written.
+        key: String,
+        /// Every key the kind accepts.
+        known: Vec<String>,
+    },
+    /// The value has the wrong type or is out of range.
+    Invalid {
+        /// The key as written.
+        key: String,
+        /// What was expected, as a sentence fragment.
+        message: String,
+    },
+    /// A required key is absent.
+    Missing {
+        /// The key that must be given.
+        key: String,
+    },
+}
+
+/// Everything a running stage may touch.
+pub struct StageIo<'a> {
+    /// The stage's name in the pipeline, for messages.
+    pub stage: &'a str,
+    /// Input files in declaration order.
+    pub inputs: &'a [PathBuf],
+    /// A private, empty folder; the stage writes its declared outputs here.
+    pub out_dir: &'a Path,
+    /// Key-value pairs every Parquet artifact must carry (`pipeline.*`).
+    pub provenance: &'a [(String, String)],
+    /// Set when the user asked the run to stop.
+    pub cancel: &'a AtomicBool,
+}
+
+impl StageIo<'_> {
+    /// The path an output file must be written to.
+    pub fn output(&self, file: &str) -> PathBuf {
+        self.out_dir.join(file)
+    }
+
+    /// The input at `index`, or an error naming the missing slot.
+    pub fn input(&self, index: usize, slot: &'static str) -> Result<&Path> {
+        self.inputs
+            .get(index)
+            .map(PathBuf::as_path)
+            .ok_or(Error::MissingInput { slot })
+    }
+
+    /// Returns `Err(Error::Cancelled)` once the user has interrupted the run.
+    pub fn check_cancelled(&self) -> Result<()> {
+        if self.cancel.load(Ordering::Relaxed) {
+            Err(Error::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Typed parameters: a serde struct with defaults plus range checks.
+pub trait Params: Serialize + DeserializeOwned + Default {
+    /// Checks values serde cannot (ranges, cross-field rules).
+    fn validate(&self) -> std::result::Result<(), ParamError> {
+        Ok(())
+    }
+}
+
+/// A stage kind written with typed parameters.
+pub trait Stage: Send + Sync + 'static {
+    /// The parameters, with `#[serde(deny_unknown_fields, default)]`.
+    type Params: Params;
+    /// The kind's name in `pipeline.toml`.
+    const KIND: &'static str;
+    /// The source files (in `stages/src`) whose content decides this kind's results.
+    const SOURCES: &'static [&'static str];
+    /// The inputs this kind expects.
+    fn inputs(params: &Self::Params) -> InputSpec;
+    /// The outputs this kind writes.
+    fn outputs(params: &Self::Params) -> Vec<OutputSpec>;
+    /// Files outside the project that the stage's outputs *are* (a source of real data):
+    /// the engine hashes them instead of running the stage. `None` for ordinary stages.
+    fn external_outputs(_params: &Self::Params, _base: &Path) -> Option<Vec<(String, PathBuf)>> {
+        None
+    }
+    /// Computes the outputs.
+    fn run(params: &Self::Params, io: &StageIo<'_>) -> Result<()>;
+}
+
+/// The object-safe face of a stage kind, with parameters as JSON.
+pub trait StageKind: Send + Sync {
+    /// The kind's name in `pipeline.toml`.
+    fn name(&self) -> &str;
+    /// A hash of the code that decides this kind's results.
+    fn code_version(&self) -> String;
+    /// Validates user parameters and returns them with every default filled in.
+    fn normalize_params(&self, raw: &Map<String, Value>) -> std::result::Result<Value, ParamError>;
+    /// The inputs the kind expects, given normalised parameters.
+    fn inputs(&self, params: &Value) -> InputSpec;
+    /// The outputs the kind writes, given normalised parameters.
+    fn outputs(&self, params: &Value) -> Vec<OutputSpec>;
+    /// See [`Stage::external_outputs`]; `base` is the folder holding `pipeline.toml`.
+    fn external_outputs(&self, params: &Value, base: &Path) -> Option<Vec<(String, PathBuf)>>;
+    /// Runs the stage.
+    fn run(&self, params: &Value, io: &StageIo<'_>) -> Result<()>;
+}
+
+/// Adapts a typed [`Stage`] to [`StageKind`].
+pub struct Kind<S>(PhantomData<S>);
+
+impl<S> Kind<S> {
+    /// The adapter for `S`.
+    pub fn new() -> Self {
+        Self(PhantomData)
+    }
+}
+
+impl<S> Default for Kind<S> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn typed<P: Params>(params: &Value) -> P {
+    // Parameters reaching here were produced by `normalize_params`, so they deserialize.
+    serde_json::from_value(params.clone()).unwrap_or_default()
+}
+
+/// The hash of the named source files, as embedded by `build.rs`.
+pub fn source_version(files: &[&str]) -> String {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(env!("CARGO_PKG_VERSION").as_bytes());
+    let mut sorted = files.to_vec();
+    sorted.sort_unstable();
+    for file in sorted {
+        let hash = SOURCE_HASHES
+            .iter()
+            .find(|(name, _)| *name == file)
+            .map_or("missing", |(_, hash)| hash);
+        hasher.update(file.as_bytes());
+        hasher.update(hash.as_bytes());
+    }
+    hasher.finalize().to_hex()[..16].to_owned()
+}
+
+/// Validates `raw` against the typed parameters `P`: unknown keys, wrong types, ranges.
+pub fn normalize<P: Params>(raw: &Map<String, Value>) -> std::result::Result<Value, ParamError> {
+    let defaults = match serde_json::to_value(P::default()) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
+    };
+    for (key, value) in raw {
+        if !defaults.contains_key(key) {
+            return Err(ParamError::Unknown {
+                key: key.clone(),
+                known: defaults.keys().cloned().collect(),
+            });
+        }
+        // Check each key alone so the error names the key that is wrong.
+        let mut single = defaults.clone();
+        single.insert(key.clone(), value.clone());
+        if let Err(err) = serde_json::from_value::<P>(Value::Object(single)) {
+            return Err(ParamError::Invalid {
+                key: key.clone(),
+                message: clean_serde_message(&err.to_string()),
+            });
+        }
+    }
+    let mut merged = defaults;
+    merged.extend(raw.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let parsed: P = serde_json::from_value(Value::Object(merged)).map_err(|err| {
+        ParamError::Invalid {
+            key: String::new(),
+            message: clean_serde_message(&err.to_string()),
+        }
+    })?;
+    parsed.validate()?;
+    serde_json::to_value(&parsed).map_err(|err| ParamError::Invalid {
+        key: String::new(),
+        message: err.to_string(),
+    })
+}
+
+fn clean_serde_message(message: &str) -> String {
+    // serde_json appends a position that is meaningless for an in-memory value.
+    match message.find(" at line ") {
+        Some(index) => message[..index].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+impl<S: Stage> StageKind for Kind<S> {
+    fn name(&self) -> &str {
+        S::KIND
+    }
+
+    fn code_version(&self) -> String {
+        source_version(S::SOURCES)
+    }
+
+    fn normalize_params(&self, raw: &Map<String, Value>) -> std::result::Result<Value, ParamError> {
+        normalize::<S::Params>(raw)
+    }
+
+    fn inputs(&self, params: &Value) -> InputSpec {
+        S::inputs(&typed(params))
+    }
+
+    fn outputs(&self, params: &Value) -> Vec<OutputSpec> {
+        S::outputs(&typed(params))
+    }
+
+    fn external_outputs(&self, params: &Value, base: &Path) -> Option<Vec<(String, PathBuf)>> {
+        S::external_outputs(&typed(params), base)
+    }
+
+    fn run(&self, params: &Value, io: &StageIo<'_>) -> Result<()> {
+        S::run(&typed(params), io)
+    }
+}
+
+/// A range check for [`Params::validate`].
+pub fn check_range<T: PartialOrd + std::fmt::Display>(
+    key: &str,
+    value: T,
+    min: T,
+    max: T,
+) -> std::result::Result<(), ParamError> {
+    if value < min || value > max {
+        Err(ParamError::Invalid {
+            key: key.to_owned(),
+            message: format!("must be between {min} and {max}, got {value}"),
+        })
+    } else {
+        Ok(())
+    }
+}
