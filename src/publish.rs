@@ -67,6 +67,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PublishError> {
         .tempfile_in(dir)
         .map_err(io_err("create a temporary file in", dir))?;
     tmp.write_all(bytes).map_err(io_err("write", path))?;
+    make_user_file(tmp.as_file());
     tmp.as_file().sync_all().map_err(io_err("sync", path))?;
     tmp.persist(path)
         .map_err(|e| io_err("replace", path)(e.error))?;
@@ -141,6 +142,17 @@ pub fn commit_outputs(
     Ok(records)
 }
 
+/// Temporary files are created private (0600); published files get the usual 0644.
+fn make_user_file(file: &File) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = file.set_permissions(fs::Permissions::from_mode(0o644));
+    }
+    #[cfg(not(unix))]
+    let _ = file;
+}
+
 fn set_read_only(path: &Path) {
     if let Ok(meta) = fs::metadata(path) {
         let mut perms = meta.permissions();
@@ -183,6 +195,7 @@ pub fn publish_outputs(
         if copied != record.object {
             return Err(PublishError::CorruptObject { path: object });
         }
+        make_user_file(tmp.as_file());
         tmp.as_file().sync_all().map_err(io_err("sync", &target))?;
         tmp.persist(&target)
             .map_err(|e| io_err("replace", &target)(e.error))?;

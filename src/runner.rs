@@ -176,7 +176,7 @@ pub fn run(project: &mut Project, options: &RunOptions) -> RunReport {
                     match publish::publish_outputs(&project.cache, &dir, &manifest, &project.stat_cache)
                     {
                         Ok(()) => {
-                            tracing::info!(stage = %stage.id, "restored from cache");
+                            tracing::info!("{}: restored from cache", stage.id);
                             lock_updates.extend(record_lock(project, stage, &evaluation, None));
                             let reasons = evaluation.reasons.clone();
                             outcomes.insert(index, row(stage, Outcome::Restored, started, reasons));
@@ -185,8 +185,8 @@ pub fn run(project: &mut Project, options: &RunOptions) -> RunReport {
                         }
                         Err(PublishError::CorruptObject { path }) => {
                             tracing::warn!(
-                                stage = %stage.id,
-                                "discarding cached result: {} is corrupt",
+                                "{}: discarding cached result: {} is corrupt",
+                                stage.id,
                                 project.config.relative(&path)
                             );
                             publish::discard_manifest(&project.cache, &manifest);
@@ -257,7 +257,7 @@ pub fn run(project: &mut Project, options: &RunOptions) -> RunReport {
                 states.insert(index, State::Done(Outcome::Ran));
             }
             Err(message) => {
-                tracing::error!(stage = %stage.id, "failed: {message}");
+                tracing::debug!("{}: failed: {message}", stage.id);
                 outcomes.insert(index, failed(stage, started, message));
                 states.insert(index, State::Done(Outcome::Failed));
             }
@@ -368,7 +368,7 @@ fn start(
     let name = stage.id.0.clone();
     let cancel = cancel.clone();
     let reasons: Vec<String> = evaluation.reasons.iter().map(ToString::to_string).collect();
-    tracing::info!(stage = %name, "running ({})", reasons.join("; "));
+    tracing::info!("{name}: running ({})", reasons.join("; "));
     std::thread::Builder::new()
         .name(format!("stage-{name}"))
         .spawn(move || {
@@ -432,7 +432,7 @@ fn finish(
     let dir = project.stage_output_dir(stage);
     publish::publish_outputs(&project.cache, &dir, &manifest, &project.stat_cache)
         .map_err(|e| e.to_string())?;
-    tracing::info!(stage = %stage.id, "finished in {:.2}s", finished.seconds);
+    tracing::info!("{}: finished in {:.2}s", stage.id, finished.seconds);
     evaluation.resolved = Some(
         manifest
             .outputs

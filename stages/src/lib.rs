@@ -1,15 +1,28 @@
 //! Stage computations for the pipeline: pure functions from typed parameters and input
 //! files to output files. Nothing here knows about caching, locks, `pipeline.toml` or the
 //! command line; see `kind.rs` for the contract with the engine.
+//!
+//! One module per stage kind (`synthetic`, `fma_files`, `ingest`, `explore`, ...), plus the
+//! shared FMA file formats (`fma_format`), Parquet I/O (`parquet_io`) and charts (`chart`).
 
 pub mod error;
+pub mod fma_files;
+pub mod fma_format;
+pub mod ingest;
 pub mod kind;
+pub mod parquet_io;
+pub mod synthetic;
 
 use std::sync::Arc;
 
 pub use error::{Error, Result};
+use kind::{Kind, StageKind};
 
 /// Every built-in stage kind.
-pub fn catalog() -> Vec<Arc<dyn kind::StageKind>> {
-    Vec::new()
+pub fn catalog() -> Vec<Arc<dyn StageKind>> {
+    vec![
+        Arc::new(Kind::<synthetic::SyntheticFma>::new()),
+        Arc::new(Kind::<fma_files::FmaFiles>::new()),
+        Arc::new(Kind::<ingest::Ingest>::new()),
+    ]
 }
