@@ -93,12 +93,16 @@ impl Dag {
                 return Vec::new();
             };
             if let Some(pos) = path.iter().position(|&p| p == next) {
-                let mut cycle: Vec<String> =
-                    path[pos..].iter().map(|&i| self.names[i].clone()).collect();
-                // `path` follows "reads from" edges; print in data-flow order.
+                let mut cycle: Vec<usize> = path[pos..].to_vec();
+                // `path` follows "reads from" edges; print in data-flow order, starting
+                // at the stage declared first.
                 cycle.reverse();
-                cycle.push(cycle[0].clone());
-                return cycle;
+                if let Some(first) = cycle.iter().enumerate().min_by_key(|(_, &i)| i).map(|(p, _)| p) {
+                    cycle.rotate_left(first);
+                }
+                let mut names: Vec<String> = cycle.iter().map(|&i| self.names[i].clone()).collect();
+                names.push(names[0].clone());
+                return names;
             }
             path.push(next);
             current = next;

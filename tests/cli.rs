@@ -1,0 +1,185 @@
+//! The binary end to end on the real stage kinds (small synthetic data).
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::{stderr, stdout, Project};
+
+const SMALL: &str = r#"
+[stages.source]
+kind = "synthetic_fma"
+tracks = 60
+seed = 7
+
+[stages.ingest]
+kind = "ingest"
+inputs = ["source:features", "source:tracks", "source:genres"]
+"#;
+
+#[test]
+fn run_then_status_with_the_json_contract() {
+    let p = Project::new(SMALL);
+    let out = p.pipeline(&["run", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["ok"], true);
+    let stages = report["stages"].as_array().unwrap();
+    assert_eq!(stages[0]["stage"], "source");
+    assert_eq!(stages[0]["outcome"], "ran");
+    assert!(stages[1]["seconds"].is_number());
+
+    let out = p.pipeline(&["status", "--json"]);
+    let status: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(status[1]["stage"], "ingest");
+    assert_eq!(status[1]["kind"], "ingest");
+    assert_eq!(status[1]["state"], "up-to-date");
+    assert_eq!(status[1]["reasons"], Value::Array(vec![]));
+
+    p.write("pipeline.toml", SMALL.replace("seed = 7", "seed = 8"));
+    let out = p.pipeline(&["status"]);
+    assert_eq!(
+        stdout(&out),
+        "source  stale: param `seed` changed: 7 -> 8\ningest  stale: upstream `source` is stale\n"
+    );
+    let out = p.pipeline(&["run", "--json", "source"]);
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["stages"].as_array().unwrap().len(), 1);
+    assert!(stderr(&out).contains("note: downstream stages left stale: ingest"), "{}", stderr(&out));
+}
+
+#[test]
+fn status_of_a_fresh_project_says_never_run() {
+    let p = Project::new(SMALL);
+    let out = p.pipeline(&["status", "--json"]);
+    let status: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(status[0]["state"], "never-run");
+    assert_eq!(status[1]["state"], "never-run");
+}
+
+#[test]
+fn dry_run_agrees_with_the_run() {
+    let p = Project::new(SMALL);
+    p.pipeline(&["run"]);
+    p.write("pipeline.toml", SMALL.replace("kind = \"ingest\"", "kind = \"ingest\"\nfloat64 = true"));
+    let dry = p.pipeline(&["run", "--dry-run", "--json"]);
+    let plan: Value = serde_json::from_str(&stdout(&dry)).unwrap();
+    assert_eq!(plan["stages"][0]["action"], "up-to-date");
+    assert_eq!(plan["stages"][1]["action"], "run");
+    assert_eq!(plan["stages"][1]["reasons"][0], "param `float64` changed: false -> true");
+    let out = p.pipeline(&["run", "--json"]);
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["stages"][0]["outcome"], "up-to-date");
+    assert_eq!(report["stages"][1]["outcome"], "ran");
+}
+
+#[test]
+fn inspect_shows_schema_and_provenance() {
+    let p = Project::new(SMALL);
+    p.pipeline(&["run"]);
+    let out = p.pipeline(&["inspect", "outputs/ingest/features.parquet"]);
+    let text = stdout(&out);
+    assert!(text.contains("rows:       60"), "{text}");
+    assert!(text.contains("columns:    519"), "{text}");
+    assert!(text.contains("mfcc.mean.01"), "{text}");
+    assert!(text.contains("pipeline.stage = ingest"), "{text}");
+    assert!(text.contains("pipeline.kind = ingest"), "{text}");
+    assert!(text.contains("pipeline.params = {\"float64\":false}"), "{text}");
+    let lock: Value = serde_json::from_str(&p.read("pipeline.lock")).unwrap();
+    let key = lock["stages"]["ingest"]["key"].as_str().unwrap();
+    assert!(text.contains(&format!("pipeline.key = {key}")), "{text}");
+}
+
+#[test]
+fn dag_prints_text_dot_and_mermaid() {
+    let p = Project::new(SMALL);
+    let text = stdout(&p.pipeline(&["dag"]));
+    assert!(text.contains("ingest  (ingest) <- source"), "{text}");
+    let dot = stdout(&p.pipeline(&["dag", "--format", "dot"]));
+    assert!(dot.contains("\"source\" -> \"ingest\";"), "{dot}");
+    let mermaid = stdout(&p.pipeline(&["dag", "--format", "mermaid"]));
+    assert!(mermaid.contains("source --> ingest"), "{mermaid}");
+}
+
+#[test]
+fn exit_codes_distinguish_usage_from_stage_failure() {
+    let p = Project::new(SMALL);
+    assert_eq!(p.pipeline(&["run", "nosuch"]).status.code(), Some(2));
+    assert!(stderr(&p.pipeline(&["run", "ingestt"])).contains("did you mean `ingest`?"));
+    let broken = r#"
+[stages.source]
+kind = "fma_files"
+dir = "fma"
+
+[stages.ingest]
+kind = "ingest"
+inputs = ["source:features", "source:tracks", "source:genres"]
+"#;
+    let q = Project::new(broken);
+    q.write("fma/features.csv", "not,a,features,file\n");
+    q.write("fma/tracks.csv", "x\n");
+    q.write("fma/genres.csv", "genre_id,#tracks,parent,title,top_level\n1,1,0,Rock,1\n");
+    let out = q.pipeline(&["run"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("error: stage `ingest` failed:"), "{}", stderr(&out));
+    assert!(!q.file("outputs/ingest").exists());
+    assert_eq!(p.pipeline(&["--version"]).status.code(), Some(0));
+}
+
+#[test]
+fn a_second_run_waits_for_the_lock() {
+    let slow = SMALL.replace("tracks = 60", "tracks = 6000");
+    let p = Project::new(&slow);
+    let mut first = p.command(&["run", "source"]).spawn().unwrap();
+    // Give the first run time to take the lock.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !p.file("cache/tmp").exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second = p.pipeline(&["run", "source"]);
+    assert!(first.wait().unwrap().success());
+    assert!(second.status.success());
+    let err = stderr(&second);
+    assert!(err.contains("waiting for lock on cache/lock (held by another pipeline run)"), "{err}");
+    // The second run found the first one's result.
+    assert!(stdout(&second).contains("up to date"), "{}", stdout(&second));
+    // status needs no lock: it answers during a run too.
+    let mut third = p.command(&["run", "--force", "source"]).spawn().unwrap();
+    let status = p.pipeline(&["status"]);
+    assert!(status.status.success());
+    third.wait().unwrap();
+}
+
+#[test]
+fn sigkill_mid_stage_leaves_nothing_half_written_and_the_next_run_recovers() {
+    let big = SMALL.replace("tracks = 60", "tracks = 30000");
+    let p = Project::new(&big);
+    let mut child = p.command(&["run"]).spawn().unwrap();
+    // Wait until the source stage is writing its large output, then kill -9.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let staged = loop {
+        let entries: Vec<_> = std::fs::read_dir(p.file("cache/tmp"))
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        let writing = entries.iter().find(|d| {
+            std::fs::metadata(d.join("features.csv")).map(|m| m.len() > 1_000_000).unwrap_or(false)
+        });
+        if let Some(dir) = writing {
+            break dir.clone();
+        }
+        assert!(Instant::now() < deadline, "stage never started writing");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(staged.exists(), "the staging folder is where the partial file lives");
+    assert!(!p.file("outputs/source/features.csv").exists());
+    let manifests = std::fs::read_dir(p.file("cache/manifests")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(manifests, 0);
+
+    let out = p.pipeline(&["run", "source"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!staged.exists(), "leftovers are cleaned by the next run");
+    let features = p.read("outputs/source/features.csv");
+    assert_eq!(features.lines().count(), 30004);
+}
