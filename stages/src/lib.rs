@@ -5,7 +5,9 @@
 //! One module per stage kind (`synthetic`, `fma_files`, `ingest`, `explore`, ...), plus the
 //! shared FMA file formats (`fma_format`), Parquet I/O (`parquet_io`) and charts (`chart`).
 
+pub mod chart;
 pub mod error;
+pub mod explore;
 pub mod fma_files;
 pub mod fma_format;
 pub mod ingest;
@@ -24,5 +26,6 @@ pub fn catalog() -> Vec<Arc<dyn StageKind>> {
         Arc::new(Kind::<synthetic::SyntheticFma>::new()),
         Arc::new(Kind::<fma_files::FmaFiles>::new()),
         Arc::new(Kind::<ingest::Ingest>::new()),
+        Arc::new(Kind::<explore::Explore>::new()),
     ]
 }

@@ -1,0 +1,208 @@
+//! Figures as SVG with plotters: no system libraries, a bundled font (DejaVu Sans), and the
+//! same bytes on every machine.
+
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Once;
+
+use plotters::prelude::*;
+
+use crate::error::{Error, Result};
+
+const FONT: &[u8] = include_bytes!("../data/DejaVuSans.ttf");
+const FAMILY: &str = "sans-serif";
+const SIZE: (u32, u32) = (900, 540);
+
+fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // The bundled font is valid; if it were not, text would fail to draw and the chart
+        // functions would return an error rather than panic.
+        let _ = plotters::style::register_font(FAMILY, FontStyle::Normal, FONT);
+    });
+}
+
+fn chart_error(path: &Path) -> impl Fn(String) -> Error + '_ {
+    move |message| Error::Chart {
+        path: path.to_owned(),
+        message,
+    }
+}
+
+fn padded(range: Range<f64>) -> Range<f64> {
+    let span = (range.end - range.start).abs().max(1e-9);
+    range.start..range.end + span * 0.05
+}
+
+/// Horizontal bars, one per label, top to bottom in the given order.
+pub fn bar_chart(path: &Path, title: &str, labels: &[String], values: &[f64], x_label: &str) -> Result<()> {
+    register_font();
+    let err = chart_error(path);
+    let root = SVGBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+    let max = values.iter().copied().fold(0.0f64, f64::max).max(1.0);
+    let n = labels.len().max(1);
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, (FAMILY, 22))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(190)
+        .build_cartesian_2d(0.0..max * 1.08, 0.0..n as f64)
+        .map_err(|e| err(e.to_string()))?;
+    let label_of = |y: &f64| {
+        let row = n as f64 - y - 0.5;
+        if row >= 0.0 && (row - row.round()).abs() < 1e-6 {
+            labels.get(row.round() as usize).cloned().unwrap_or_default()
+        } else {
+            String::new()
+        }
+    };
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .y_labels(n * 2 + 1)
+        .y_label_formatter(&label_of)
+        .x_desc(x_label)
+        .label_style((FAMILY, 13))
+        .draw()
+        .map_err(|e| err(e.to_string()))?;
+    chart
+        .draw_series(values.iter().enumerate().map(|(i, v)| {
+            let top = n as f64 - i as f64;
+            Rectangle::new([(0.0, top - 0.85), (*v, top - 0.15)], RGBColor(70, 110, 170).filled())
+        }))
+        .map_err(|e| err(e.to_string()))?;
+    root.present().map_err(|e| err(e.to_string()))
+}
+
+/// A histogram from precomputed bins `(low, high, count)`.
+pub fn histogram(path: &Path, title: &str, bins: &[(f64, f64, f64)], x_label: &str, y_label: &str) -> Result<()> {
+    register_font();
+    let err = chart_error(path);
+    let root = SVGBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+    let lo = bins.first().map_or(0.0, |b| b.0);
+    let hi = bins.last().map_or(1.0, |b| b.1).max(lo + 1e-9);
+    let top = bins.iter().map(|b| b.2).fold(0.0f64, f64::max).max(1.0);
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, (FAMILY, 22))
+        .margin(12)
+        .x_label_area_size(45)
+        .y_label_area_size(70)
+        .build_cartesian_2d(lo..hi, padded(0.0..top))
+        .map_err(|e| err(e.to_string()))?;
+    chart
+        .configure_mesh()
+        .x_desc(x_label)
+        .y_desc(y_label)
+        .label_style((FAMILY, 13))
+        .draw()
+        .map_err(|e| err(e.to_string()))?;
+    chart
+        .draw_series(bins.iter().map(|(a, b, c)| {
+            Rectangle::new([(*a, 0.0), (*b, *c)], RGBColor(70, 110, 170).filled())
+        }))
+        .map_err(|e| err(e.to_string()))?;
+    root.present().map_err(|e| err(e.to_string()))
+}
+
+/// One series of a line chart, with an optional error band (mean +- std).
+pub struct Series {
+    /// Legend text.
+    pub name: String,
+    /// Points.
+    pub points: Vec<(f64, f64)>,
+    /// Half-width of the band around each point, if any.
+    pub band: Option<Vec<f64>>,
+}
+
+/// Lines (with optional bands) and an optional horizontal reference line.
+pub fn line_chart(path: &Path, title: &str, series: &[Series], x_label: &str, y_label: &str, reference: Option<(f64, String)>) -> Result<()> {
+    register_font();
+    let err = chart_error(path);
+    let root = SVGBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+    let xs = series.iter().flat_map(|s| s.points.iter().map(|p| p.0));
+    let (x0, x1) = xs.fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(x), b.max(x)));
+    let ys = series.iter().flat_map(|s| {
+        s.points.iter().enumerate().flat_map(move |(i, p)| {
+            let w = s.band.as_ref().map_or(0.0, |b| b[i]);
+            [p.1 - w, p.1 + w]
+        })
+    });
+    let (mut y0, mut y1) = ys.fold((f64::MAX, f64::MIN), |(a, b), y| (a.min(y), b.max(y)));
+    if let Some((r, _)) = &reference {
+        y0 = y0.min(*r);
+        y1 = y1.max(*r);
+    }
+    if x0 > x1 {
+        return Err(err("no points to draw".into()));
+    }
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, (FAMILY, 22))
+        .margin(12)
+        .x_label_area_size(45)
+        .y_label_area_size(70)
+        .build_cartesian_2d(x0..x1.max(x0 + 1e-9), padded(y0.min(0.0)..y1))
+        .map_err(|e| err(e.to_string()))?;
+    chart
+        .configure_mesh()
+        .x_desc(x_label)
+        .y_desc(y_label)
+        .label_style((FAMILY, 13))
+        .draw()
+        .map_err(|e| err(e.to_string()))?;
+    let colors = [RGBColor(70, 110, 170), RGBColor(200, 90, 40), RGBColor(60, 150, 80), RGBColor(140, 80, 160)];
+    for (k, s) in series.iter().enumerate() {
+        let color = colors[k % colors.len()];
+        if let Some(band) = &s.band {
+            let upper = s.points.iter().zip(band).map(|(p, w)| (p.0, p.1 + w));
+            let lower = s.points.iter().zip(band).rev().map(|(p, w)| (p.0, p.1 - w));
+            let polygon: Vec<(f64, f64)> = upper.chain(lower).collect();
+            chart
+                .draw_series(std::iter::once(Polygon::new(polygon, color.mix(0.2).filled())))
+                .map_err(|e| err(e.to_string()))?;
+        }
+        chart
+            .draw_series(LineSeries::new(s.points.clone(), color.stroke_width(2)))
+            .map_err(|e| err(e.to_string()))?
+            .label(s.name.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+    }
+    if let Some((value, label)) = reference {
+        chart
+            .draw_series(LineSeries::new(vec![(x0, value), (x1, value)], BLACK.stroke_width(1)))
+            .map_err(|e| err(e.to_string()))?
+            .label(label)
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLACK));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font((FAMILY, 13))
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()
+        .map_err(|e| err(e.to_string()))?;
+    root.present().map_err(|e| err(e.to_string()))
+}
+
+/// Equal-width bins over `values`: `(low, high, count)`.
+pub fn bins(values: &[f64], count: usize) -> Vec<(f64, f64, f64)> {
+    let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if !lo.is_finite() || !hi.is_finite() || count == 0 {
+        return Vec::new();
+    }
+    let width = ((hi - lo) / count as f64).max(1e-12);
+    let mut counts = vec![0.0; count];
+    for v in values {
+        let i = (((v - lo) / width) as usize).min(count - 1);
+        counts[i] += 1.0;
+    }
+    counts
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| (lo + i as f64 * width, lo + (i + 1) as f64 * width, c))
+        .collect()
+}
