@@ -1,1 +1,108 @@
-fn main() {}
+//! `pipeline-bench`: on-demand benchmarks (never part of `cargo test`).
+//!
+//! ```text
+//! cargo run --release -p pipeline-bench -- hash [SIZE_MB]        blake3 throughput on a file
+//! cargo run --release -p pipeline-bench -- noop [CONFIG] [RUNS]   no-op `run` and `status`
+//! cargo run --release -p pipeline-bench -- ingest [TRACKS]        synthetic CSV -> Parquet
+//! ```
+//! Figures are wall-clock medians; the machines are shared and noisy, so compare ratios
+//! measured in one session.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("hash") => hash(args.get(1).map_or(Ok(1024), |s| s.parse())?),
+        Some("noop") => noop(
+            Path::new(args.get(1).map_or("pipeline.toml", String::as_str)),
+            args.get(2).map_or(Ok(20), |s| s.parse())?,
+        ),
+        Some("ingest") => ingest(args.get(1).map_or(Ok(106_574), |s| s.parse())?),
+        _ => bail!("usage: pipeline-bench hash [SIZE_MB] | noop [CONFIG] [RUNS] | ingest [TRACKS]"),
+    }
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+fn hash(size_mb: usize) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("big.bin");
+    let chunk: Vec<u8> = (0..1 << 20).map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    {
+        use std::io::Write;
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&path)?);
+        for _ in 0..size_mb {
+            file.write_all(&chunk)?;
+        }
+    }
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let start = Instant::now();
+        let mut hasher = blake3::Hasher::new();
+        hasher.update_mmap_rayon(&path)?;
+        std::hint::black_box(hasher.finalize());
+        times.push(start.elapsed());
+    }
+    let t = median(times);
+    println!(
+        "hash: {size_mb} MB in {:.3} s = {:.2} GB/s on {} threads (page cache warm)",
+        t.as_secs_f64(),
+        size_mb as f64 / 1024.0 / t.as_secs_f64(),
+        rayon::current_num_threads()
+    );
+    Ok(())
+}
+
+fn pipeline_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    exe.with_file_name("pipeline")
+}
+
+fn noop(config: &Path, runs: usize) -> Result<()> {
+    let binary = pipeline_binary();
+    let first = Command::new(&binary).args(["run", "-q", "--config"]).arg(config).status().context("run `pipeline` (build it with cargo build --release)")?;
+    if !first.success() {
+        bail!("the pipeline failed");
+    }
+    for command in ["run", "status"] {
+        let mut times = Vec::new();
+        for _ in 0..runs {
+            let start = Instant::now();
+            let out = Command::new(&binary).args([command, "-q", "--config"]).arg(config).output()?;
+            times.push(start.elapsed());
+            if !out.status.success() {
+                bail!("`pipeline {command}` failed");
+            }
+        }
+        println!("no-op `pipeline {command}`: median {:.1} ms over {runs} runs", median(times).as_secs_f64() * 1000.0);
+    }
+    Ok(())
+}
+
+fn ingest(tracks: usize) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let params = stages::synthetic::SyntheticParams { tracks, seed: 42 };
+    let start = Instant::now();
+    stages::synthetic::generate(&params, dir.path(), &|| Ok(()))?;
+    println!("synthetic source: {tracks} tracks in {:.2} s", start.elapsed().as_secs_f64());
+    let config = dir.path().join("pipeline.toml");
+    std::fs::write(
+        &config,
+        "[stages.source]\nkind = \"fma_files\"\ndir = \".\"\n\n[stages.ingest]\nkind = \"ingest\"\ninputs = [\"source:features\", \"source:tracks\", \"source:genres\"]\n",
+    )?;
+    let start = Instant::now();
+    let status = Command::new(pipeline_binary()).args(["run", "-q", "--config"]).arg(&config).status()?;
+    if !status.success() {
+        bail!("ingest failed");
+    }
+    println!("ingest (hash inputs + CSV -> Parquet + publish): {:.2} s", start.elapsed().as_secs_f64());
+    Ok(())
+}
