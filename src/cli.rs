@@ -26,7 +26,13 @@ use crate::runner::{self, Outcome, RunOptions, RunReport};
 #[command(name = "pipeline", version, about, max_term_width = 100)]
 pub struct Cli {
     /// The pipeline file.
-    #[arg(long, short = 'c', global = true, default_value = "pipeline.toml", value_name = "FILE")]
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        default_value = "pipeline.toml",
+        value_name = "FILE"
+    )]
     pub config: PathBuf,
     /// More log output (-v: debug, -vv: trace).
     #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
@@ -196,7 +202,10 @@ fn install_interrupt_handler(cancel: &Arc<AtomicBool>) {
 /// Writes to stdout; a closed pipe (`pipeline status | head`) is not an error.
 fn print_out(text: &str) -> anyhow::Result<Exit> {
     let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
         Ok(()) => Ok(Exit::Success),
         Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(Exit::Success),
         Err(err) => Err(err).context("cannot write to stdout"),
@@ -284,7 +293,12 @@ fn dry_run_plan(
     force: bool,
     json: bool,
 ) -> anyhow::Result<Exit> {
-    let selected: Vec<usize> = project.config.dag.with_ancestors(targets).into_iter().collect();
+    let selected: Vec<usize> = project
+        .config
+        .dag
+        .with_ancestors(targets)
+        .into_iter()
+        .collect();
     let forced: Vec<usize> = if force { targets.to_vec() } else { Vec::new() };
     let evaluations = project.plan(&selected, &forced);
     let order: Vec<usize> = project

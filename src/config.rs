@@ -165,7 +165,11 @@ impl Config {
         let (cache_dir, outputs_dir) = match &raw.cache {
             Some(cache) => (
                 cache.get_ref().dir.as_ref().map(|d| root.join(d.get_ref())),
-                cache.get_ref().outputs.as_ref().map(|d| root.join(d.get_ref())),
+                cache
+                    .get_ref()
+                    .outputs
+                    .as_ref()
+                    .map(|d| root.join(d.get_ref())),
             ),
             None => (None, None),
         };
@@ -191,9 +195,14 @@ impl Config {
                 );
                 continue;
             }
-            if let Some((stage_config, inputs)) =
-                parse_stage(&stage, name.span(), table.get_ref(), &root, registry, &mut errors)
-            {
+            if let Some((stage_config, inputs)) = parse_stage(
+                &stage,
+                name.span(),
+                table.get_ref(),
+                &root,
+                registry,
+                &mut errors,
+            ) {
                 parsed.push(stage_config);
                 raw_inputs.push(inputs);
             }
@@ -414,7 +423,11 @@ fn parse_stage(
                     Some(Span::new(header.clone())),
                     ConfigErrorKind::MissingFile {
                         stage: stage.to_owned(),
-                        path: path.strip_prefix(root).unwrap_or(path).display().to_string(),
+                        path: path
+                            .strip_prefix(root)
+                            .unwrap_or(path)
+                            .display()
+                            .to_string(),
                     },
                 );
             }

@@ -97,7 +97,12 @@ impl Dag {
                 // `path` follows "reads from" edges; print in data-flow order, starting
                 // at the stage declared first.
                 cycle.reverse();
-                if let Some(first) = cycle.iter().enumerate().min_by_key(|(_, &i)| i).map(|(p, _)| p) {
+                if let Some(first) = cycle
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|(_, &i)| i)
+                    .map(|(p, _)| p)
+                {
                     cycle.rotate_left(first);
                 }
                 let mut names: Vec<String> = cycle.iter().map(|&i| self.names[i].clone()).collect();
@@ -158,18 +163,16 @@ impl Dag {
             DagFormat::Text => {
                 let width = self.names.iter().map(String::len).max().unwrap_or(0);
                 for &i in &self.order {
-                    let ups: Vec<&str> =
-                        self.upstream[i].iter().map(|&u| self.names[u].as_str()).collect();
+                    let ups: Vec<&str> = self.upstream[i]
+                        .iter()
+                        .map(|&u| self.names[u].as_str())
+                        .collect();
                     let from = if ups.is_empty() {
                         String::new()
                     } else {
                         format!(" <- {}", ups.join(", "))
                     };
-                    let _ = writeln!(
-                        out,
-                        "{:width$}  ({}){from}",
-                        self.names[i], self.kinds[i]
-                    );
+                    let _ = writeln!(out, "{:width$}  ({}){from}", self.names[i], self.kinds[i]);
                 }
             }
             DagFormat::Dot => {

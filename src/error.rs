@@ -53,9 +53,9 @@ pub enum UsageError {
 
 /// The exit code for an error that reached `main`.
 pub fn exit_for(err: &anyhow::Error) -> Exit {
-    let usage = err.chain().any(|cause| {
-        cause.is::<crate::config_error::ConfigErrors>() || cause.is::<UsageError>()
-    });
+    let usage = err
+        .chain()
+        .any(|cause| cause.is::<crate::config_error::ConfigErrors>() || cause.is::<UsageError>());
     if usage {
         Exit::Usage
     } else {

@@ -120,7 +120,10 @@ mod tests {
     fn compare_names_each_changed_param_and_input() {
         let old = key(json!({"n": 2, "seed": 1}), b"a");
         let new = key(json!({"n": 3, "seed": 1}), b"b");
-        let reasons: Vec<String> = compare(&old, &new).iter().map(ToString::to_string).collect();
+        let reasons: Vec<String> = compare(&old, &new)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         assert_eq!(reasons[0], "param `n` changed: 2 -> 3");
         assert!(reasons[1].starts_with("input `up:out` changed: "));
         assert_eq!(reasons.len(), 2);

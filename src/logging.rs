@@ -12,9 +12,8 @@ pub fn init(verbose: u8, quiet: bool) {
         (false, 1) => "debug",
         (false, _) => "trace",
     };
-    let filter = EnvFilter::try_from_env("PIPELINE_LOG").unwrap_or_else(|_| {
-        EnvFilter::new(format!("warn,pipeline={default},stages={default}"))
-    });
+    let filter = EnvFilter::try_from_env("PIPELINE_LOG")
+        .unwrap_or_else(|_| EnvFilter::new(format!("warn,pipeline={default},stages={default}")));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

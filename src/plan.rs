@@ -127,10 +127,7 @@ impl Project {
         let mut key_inputs = Vec::new();
         for input in &stage.inputs {
             match input {
-                InputRef::Upstream {
-                    stage: up,
-                    output,
-                } => {
+                InputRef::Upstream { stage: up, output } => {
                     let up_index = self.config.stages.iter().position(|s| &s.id == up);
                     let evaluation = up_index.and_then(|i| upstream.get(&i));
                     match evaluation.and_then(|e| e.resolved.as_ref()) {
@@ -209,7 +206,9 @@ impl Project {
         let key = components.hash();
         let recorded = self.lockfile.stages.get(stage.id.as_str());
         let changes = |reasons: &mut Vec<StaleReason>| match recorded {
-            Some(entry) if entry.key != key => reasons.extend(compare(&entry.components, &components)),
+            Some(entry) if entry.key != key => {
+                reasons.extend(compare(&entry.components, &components))
+            }
             Some(_) => {}
             None => reasons.push(StaleReason::NeverRun),
         };

@@ -117,7 +117,9 @@ pub fn commit_outputs(
             .and_then(|f| f.sync_all())
             .map_err(io_err("sync", &staged))?;
         let hashes = hash_artifact(&staged).map_err(io_err("hash", &staged))?;
-        let size = fs::metadata(&staged).map_err(io_err("stat", &staged))?.len();
+        let size = fs::metadata(&staged)
+            .map_err(io_err("stat", &staged))?
+            .len();
         let object = cache.object_path(&hashes.object);
         if object.is_file() {
             // Content-addressed: an existing object with this hash already holds these bytes.

@@ -140,7 +140,10 @@ pub fn run(project: &mut Project, options: &RunOptions) -> RunReport {
                 )
             }) {
                 let name = &project.config.stages[failed].id;
-                outcomes.insert(index, skipped(stage, format!("upstream `{name}` did not finish")));
+                outcomes.insert(
+                    index,
+                    skipped(stage, format!("upstream `{name}` did not finish")),
+                );
                 states.insert(index, State::Done(Outcome::Skipped));
                 progressed = true;
                 continue;
@@ -173,8 +176,12 @@ pub fn run(project: &mut Project, options: &RunOptions) -> RunReport {
                         continue;
                     };
                     let dir = project.stage_output_dir(stage);
-                    match publish::publish_outputs(&project.cache, &dir, &manifest, &project.stat_cache)
-                    {
+                    match publish::publish_outputs(
+                        &project.cache,
+                        &dir,
+                        &manifest,
+                        &project.stat_cache,
+                    ) {
                         Ok(()) => {
                             tracing::info!("{}: restored from cache", stage.id);
                             lock_updates.extend(record_lock(project, stage, &evaluation, None));
@@ -211,7 +218,14 @@ pub fn run(project: &mut Project, options: &RunOptions) -> RunReport {
                     if running.len() >= options.jobs.max(1) {
                         continue;
                     }
-                    match start(project, index, &evaluation, &done, &options.cancel, tx.clone()) {
+                    match start(
+                        project,
+                        index,
+                        &evaluation,
+                        &done,
+                        &options.cancel,
+                        tx.clone(),
+                    ) {
                         Ok(()) => {
                             running.insert(index, (evaluation, started));
                             states.insert(index, State::Running);
@@ -277,7 +291,12 @@ pub fn run(project: &mut Project, options: &RunOptions) -> RunReport {
     }
 }
 
-fn row(stage: &StageConfig, outcome: Outcome, started: Instant, reasons: Vec<StaleReason>) -> StageOutcome {
+fn row(
+    stage: &StageConfig,
+    outcome: Outcome,
+    started: Instant,
+    reasons: Vec<StaleReason>,
+) -> StageOutcome {
     StageOutcome {
         stage: stage.id.0.clone(),
         outcome,
@@ -315,7 +334,10 @@ pub fn provenance(key: &KeyHash, components: &StageKey) -> Vec<(String, String)>
         ("pipeline.key".into(), key.0.clone()),
         ("pipeline.params".into(), params),
         ("pipeline.inputs".into(), inputs),
-        ("pipeline.code_version".into(), components.code_version.clone()),
+        (
+            "pipeline.code_version".into(),
+            components.code_version.clone(),
+        ),
         ("pipeline.version".into(), env!("CARGO_PKG_VERSION").into()),
     ]
 }
@@ -361,7 +383,8 @@ fn start(
         .clone()
         .ok_or_else(|| "stage key unknown".to_owned())?;
     let inputs = input_paths(project, stage, done)?;
-    let staging = publish::staging_dir(&project.cache, stage.id.as_str()).map_err(|e| e.to_string())?;
+    let staging =
+        publish::staging_dir(&project.cache, stage.id.as_str()).map_err(|e| e.to_string())?;
     let provenance = provenance(&key, &components);
     let kind = stage.kind.clone();
     let params = stage.params.clone();
@@ -380,9 +403,8 @@ fn start(
                 provenance: &provenance,
                 cancel: &cancel,
             };
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                kind.run(&params, &io)
-            }));
+            let result =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| kind.run(&params, &io)));
             let result = match result {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(err)) => Err(err.to_string()),

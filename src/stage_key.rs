@@ -69,7 +69,11 @@ impl StageKey {
 
     /// The key: blake3 of the canonical encoding.
     pub fn hash(&self) -> KeyHash {
-        KeyHash(blake3::hash(self.canonical_json().as_bytes()).to_hex().to_string())
+        KeyHash(
+            blake3::hash(self.canonical_json().as_bytes())
+                .to_hex()
+                .to_string(),
+        )
     }
 }
 

@@ -139,7 +139,11 @@ mod tests {
     #[test]
     fn each_reason_has_a_pinned_human_and_json_form() {
         let cases = [
-            (StaleReason::NeverRun, "never run", r#"{"reason":"never-run"}"#),
+            (
+                StaleReason::NeverRun,
+                "never run",
+                r#"{"reason":"never-run"}"#,
+            ),
             (
                 StaleReason::ParamChanged {
                     param: "n_components".into(),

@@ -22,7 +22,10 @@ fn main() {
         // Normalise line endings so a checkout on Windows gives the same code version.
         let text = String::from_utf8_lossy(&bytes).replace("\r\n", "\n");
         let hash = blake3::hash(text.as_bytes());
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
         let _ = writeln!(table, "    ({name:?}, {:?}),", hash.to_hex().as_str());
     }
     table.push_str("];\n");

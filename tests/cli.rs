@@ -45,7 +45,11 @@ fn run_then_status_with_the_json_contract() {
     let out = p.pipeline(&["run", "--json", "source"]);
     let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(report["stages"].as_array().unwrap().len(), 1);
-    assert!(stderr(&out).contains("note: downstream stages left stale: ingest"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("note: downstream stages left stale: ingest"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -61,12 +65,18 @@ fn status_of_a_fresh_project_says_never_run() {
 fn dry_run_agrees_with_the_run() {
     let p = Project::new(SMALL);
     p.pipeline(&["run"]);
-    p.write("pipeline.toml", SMALL.replace("kind = \"ingest\"", "kind = \"ingest\"\nfloat64 = true"));
+    p.write(
+        "pipeline.toml",
+        SMALL.replace("kind = \"ingest\"", "kind = \"ingest\"\nfloat64 = true"),
+    );
     let dry = p.pipeline(&["run", "--dry-run", "--json"]);
     let plan: Value = serde_json::from_str(&stdout(&dry)).unwrap();
     assert_eq!(plan["stages"][0]["action"], "up-to-date");
     assert_eq!(plan["stages"][1]["action"], "run");
-    assert_eq!(plan["stages"][1]["reasons"][0], "param `float64` changed: false -> true");
+    assert_eq!(
+        plan["stages"][1]["reasons"][0],
+        "param `float64` changed: false -> true"
+    );
     let out = p.pipeline(&["run", "--json"]);
     let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(report["stages"][0]["outcome"], "up-to-date");
@@ -84,7 +94,10 @@ fn inspect_shows_schema_and_provenance() {
     assert!(text.contains("mfcc.mean.01"), "{text}");
     assert!(text.contains("pipeline.stage = ingest"), "{text}");
     assert!(text.contains("pipeline.kind = ingest"), "{text}");
-    assert!(text.contains("pipeline.params = {\"float64\":false}"), "{text}");
+    assert!(
+        text.contains("pipeline.params = {\"float64\":false}"),
+        "{text}"
+    );
     let lock: Value = serde_json::from_str(&p.read("pipeline.lock")).unwrap();
     let key = lock["stages"]["ingest"]["key"].as_str().unwrap();
     assert!(text.contains(&format!("pipeline.key = {key}")), "{text}");
@@ -118,10 +131,17 @@ inputs = ["source:features", "source:tracks", "source:genres"]
     let q = Project::new(broken);
     q.write("fma/features.csv", "not,a,features,file\n");
     q.write("fma/tracks.csv", "x\n");
-    q.write("fma/genres.csv", "genre_id,#tracks,parent,title,top_level\n1,1,0,Rock,1\n");
+    q.write(
+        "fma/genres.csv",
+        "genre_id,#tracks,parent,title,top_level\n1,1,0,Rock,1\n",
+    );
     let out = q.pipeline(&["run"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stderr(&out).contains("error: stage `ingest` failed:"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("error: stage `ingest` failed:"),
+        "{}",
+        stderr(&out)
+    );
     assert!(!q.file("outputs/ingest").exists());
     assert_eq!(p.pipeline(&["--version"]).status.code(), Some(0));
 }
@@ -140,9 +160,16 @@ fn a_second_run_waits_for_the_lock() {
     assert!(first.wait().unwrap().success());
     assert!(second.status.success());
     let err = stderr(&second);
-    assert!(err.contains("waiting for lock on cache/lock (held by another pipeline run)"), "{err}");
+    assert!(
+        err.contains("waiting for lock on cache/lock (held by another pipeline run)"),
+        "{err}"
+    );
     // The second run found the first one's result.
-    assert!(stdout(&second).contains("up to date"), "{}", stdout(&second));
+    assert!(
+        stdout(&second).contains("up to date"),
+        "{}",
+        stdout(&second)
+    );
     // status needs no lock: it answers during a run too.
     let mut third = p.command(&["run", "--force", "source"]).spawn().unwrap();
     let status = p.pipeline(&["status"]);
@@ -162,7 +189,9 @@ fn sigkill_mid_stage_leaves_nothing_half_written_and_the_next_run_recovers() {
             .map(|d| d.flatten().map(|e| e.path()).collect())
             .unwrap_or_default();
         let writing = entries.iter().find(|d| {
-            std::fs::metadata(d.join("features.csv")).map(|m| m.len() > 1_000_000).unwrap_or(false)
+            std::fs::metadata(d.join("features.csv"))
+                .map(|m| m.len() > 1_000_000)
+                .unwrap_or(false)
         });
         if let Some(dir) = writing {
             break dir.clone();
@@ -172,9 +201,14 @@ fn sigkill_mid_stage_leaves_nothing_half_written_and_the_next_run_recovers() {
     };
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(staged.exists(), "the staging folder is where the partial file lives");
+    assert!(
+        staged.exists(),
+        "the staging folder is where the partial file lives"
+    );
     assert!(!p.file("outputs/source/features.csv").exists());
-    let manifests = std::fs::read_dir(p.file("cache/manifests")).map(|d| d.count()).unwrap_or(0);
+    let manifests = std::fs::read_dir(p.file("cache/manifests"))
+        .map(|d| d.count())
+        .unwrap_or(0);
     assert_eq!(manifests, 0);
 
     let out = p.pipeline(&["run", "source"]);

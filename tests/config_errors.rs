@@ -95,12 +95,13 @@ fn each_mistake_gets_a_message_and_a_position() {
 
 #[test]
 fn independent_mistakes_are_all_reported_sorted_by_line() {
-    let (code, err) = check(
-        "[stages.a]\nkind = \"nope\"\n\n[stages.b]\nkind = \"synthetic_fma\"\nseeed = 1\n",
-    );
+    let (code, err) =
+        check("[stages.a]\nkind = \"nope\"\n\n[stages.b]\nkind = \"synthetic_fma\"\nseeed = 1\n");
     assert_eq!(code, 2);
     let first = err.find("unknown kind `nope`").unwrap();
-    let second = err.find("unknown key `seeed`; did you mean `seed`?").unwrap();
+    let second = err
+        .find("unknown key `seeed`; did you mean `seed`?")
+        .unwrap();
     assert!(first < second, "{err}");
     assert!(err.contains("2 configuration errors"), "{err}");
 }

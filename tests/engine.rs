@@ -41,7 +41,8 @@ fn registry(version: &str, journal: &Arc<Journal>) -> Registry {
 }
 
 fn open(dir: &Path, registry: &Registry) -> EngineProject {
-    let config = Config::load(&dir.join("pipeline.toml"), registry).unwrap_or_else(|e| panic!("{e}"));
+    let config =
+        Config::load(&dir.join("pipeline.toml"), registry).unwrap_or_else(|e| panic!("{e}"));
     EngineProject::open(config)
 }
 
@@ -62,20 +63,37 @@ fn run_all(dir: &Path, registry: &Registry, jobs: usize) -> RunReport {
 }
 
 fn outcomes(report: &RunReport) -> Vec<(String, Outcome)> {
-    report.stages.iter().map(|s| (s.stage.clone(), s.outcome)).collect()
+    report
+        .stages
+        .iter()
+        .map(|s| (s.stage.clone(), s.outcome))
+        .collect()
 }
 
 fn outcome_of(report: &RunReport, stage: &str) -> Outcome {
-    report.stages.iter().find(|s| s.stage == stage).unwrap().outcome
+    report
+        .stages
+        .iter()
+        .find(|s| s.stage == stage)
+        .unwrap()
+        .outcome
 }
 
 fn reasons(dir: &Path, registry: &Registry, stage: &str) -> (Action, Vec<String>) {
     let project = open(dir, registry);
     let all: Vec<usize> = (0..project.config.stages.len()).collect();
     let plan = project.plan(&all, &[]);
-    let index = project.config.stages.iter().position(|s| s.id.as_str() == stage).unwrap();
+    let index = project
+        .config
+        .stages
+        .iter()
+        .position(|s| s.id.as_str() == stage)
+        .unwrap();
     let e = &plan[&index];
-    (e.action, e.reasons.iter().map(ToString::to_string).collect())
+    (
+        e.action,
+        e.reasons.iter().map(ToString::to_string).collect(),
+    )
 }
 
 #[test]
@@ -89,7 +107,11 @@ fn second_run_is_all_up_to_date() {
     assert_eq!(p.read("outputs/c/out.txt"), "gamma|beta|alpha");
     journal.clear();
     let second = run_all(p.path(), &reg, 2);
-    assert!(second.stages.iter().all(|s| s.outcome == Outcome::UpToDate), "{:?}", outcomes(&second));
+    assert!(
+        second.stages.iter().all(|s| s.outcome == Outcome::UpToDate),
+        "{:?}",
+        outcomes(&second)
+    );
     assert!(journal.ran().is_empty());
 }
 
@@ -99,12 +121,18 @@ fn changing_a_param_makes_exactly_that_stage_and_its_descendants_stale() {
     let journal = Arc::new(Journal::default());
     let reg = registry("v1", &journal);
     run_all(p.path(), &reg, 2);
-    p.write("pipeline.toml", CHAIN.replace("text = \"beta\"", "text = \"BETA\""));
+    p.write(
+        "pipeline.toml",
+        CHAIN.replace("text = \"beta\"", "text = \"BETA\""),
+    );
     assert_eq!(reasons(p.path(), &reg, "a").0, Action::UpToDate);
     assert_eq!(reasons(p.path(), &reg, "other").0, Action::UpToDate);
     let (action, why) = reasons(p.path(), &reg, "b");
     assert_eq!(action, Action::Run);
-    assert_eq!(why, vec![r#"param `text` changed: "beta" -> "BETA""#.to_owned()]);
+    assert_eq!(
+        why,
+        vec![r#"param `text` changed: "beta" -> "BETA""#.to_owned()]
+    );
     let (action, why) = reasons(p.path(), &reg, "c");
     assert_eq!(action, Action::Blocked);
     assert_eq!(why, vec!["upstream `b` is stale".to_owned()]);
@@ -121,7 +149,10 @@ fn reverting_a_param_restores_from_the_cache_without_running() {
     let journal = Arc::new(Journal::default());
     let reg = registry("v1", &journal);
     run_all(p.path(), &reg, 2);
-    p.write("pipeline.toml", CHAIN.replace("text = \"alpha\"", "text = \"ALPHA\""));
+    p.write(
+        "pipeline.toml",
+        CHAIN.replace("text = \"alpha\"", "text = \"ALPHA\""),
+    );
     run_all(p.path(), &reg, 2);
     p.write("pipeline.toml", CHAIN);
     let (action, _) = reasons(p.path(), &reg, "a");
@@ -141,7 +172,10 @@ fn identical_outputs_stop_the_rerun_early() {
     let reg = registry("v1", &journal);
     run_all(p.path(), &reg, 2);
     // `noise` changes a's key but not what it writes.
-    p.write("pipeline.toml", CHAIN.replace("text = \"alpha\"", "text = \"alpha\"\nnoise = 1"));
+    p.write(
+        "pipeline.toml",
+        CHAIN.replace("text = \"alpha\"", "text = \"alpha\"\nnoise = 1"),
+    );
     journal.clear();
     let report = run_all(p.path(), &reg, 2);
     assert_eq!(journal.ran(), vec!["a"]);
@@ -184,7 +218,10 @@ sleep_ms = 400
     let spans = journal.spans.lock().unwrap().clone();
     assert_eq!(spans.len(), 2);
     // The two runs overlap in time: each started before the other finished.
-    assert!(spans[0].1 < spans[1].2 && spans[1].1 < spans[0].2, "ran one after the other");
+    assert!(
+        spans[0].1 < spans[1].2 && spans[1].1 < spans[0].2,
+        "ran one after the other"
+    );
 }
 
 #[test]
@@ -193,7 +230,12 @@ fn a_failing_stage_stops_its_dependents_and_publishes_nothing() {
     let journal = Arc::new(Journal::default());
     let reg = registry("v1", &journal);
     run_all(p.path(), &reg, 2);
-    p.write("pipeline.toml", CHAIN.replace("text = \"beta\"", "text = \"changed\"\nfail = true").replace("text = \"unrelated\"", "text = \"unrelated2\""));
+    p.write(
+        "pipeline.toml",
+        CHAIN
+            .replace("text = \"beta\"", "text = \"changed\"\nfail = true")
+            .replace("text = \"unrelated\"", "text = \"unrelated2\""),
+    );
     let report = run_all(p.path(), &reg, 1);
     assert!(!report.ok);
     assert_eq!(outcome_of(&report, "b"), Outcome::Failed);
@@ -214,7 +256,10 @@ fn an_edited_output_is_noticed_and_restored() {
     p.write("outputs/b/out.txt", "vandalised");
     let (action, why) = reasons(p.path(), &reg, "b");
     assert_eq!(action, Action::Restore);
-    assert_eq!(why, vec!["output `outputs/b/out.txt` was modified".to_owned()]);
+    assert_eq!(
+        why,
+        vec!["output `outputs/b/out.txt` was modified".to_owned()]
+    );
     std::fs::remove_file(p.file("outputs/c/out.txt")).unwrap();
     assert_eq!(
         reasons(p.path(), &reg, "c").1,
@@ -247,7 +292,10 @@ inputs = ["data/in.txt"]
     p.write("data/in.txt", "two");
     let (action, why) = reasons(p.path(), &reg, "read");
     assert_eq!(action, Action::Run);
-    assert!(why[0].starts_with("input `data/in.txt` changed: "), "{why:?}");
+    assert!(
+        why[0].starts_with("input `data/in.txt` changed: "),
+        "{why:?}"
+    );
     run_all(p.path(), &reg, 2);
     assert_eq!(p.read("outputs/read/out.txt"), "|two");
 }
@@ -261,5 +309,8 @@ fn a_cleared_cache_is_reported_and_recomputed() {
     std::fs::remove_dir_all(p.file("cache")).unwrap();
     let (action, why) = reasons(p.path(), &reg, "a");
     assert_eq!(action, Action::Run);
-    assert_eq!(why, vec!["result not in the cache (cache cleared?)".to_owned()]);
+    assert_eq!(
+        why,
+        vec!["result not in the cache (cache cleared?)".to_owned()]
+    );
 }

@@ -20,7 +20,10 @@ inputs = ["source:features", "source:tracks", "source:genres"]
     );
     let out = p.pipeline(&["run"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/check_parquet.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/interop/check_parquet.py"
+    );
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
     let check = Command::new(python)
         .arg(script)

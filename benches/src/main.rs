@@ -35,7 +35,9 @@ fn median(mut times: Vec<Duration>) -> Duration {
 fn hash(size_mb: usize) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("big.bin");
-    let chunk: Vec<u8> = (0..1 << 20).map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let chunk: Vec<u8> = (0..1 << 20)
+        .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
     {
         use std::io::Write;
         let mut file = std::io::BufWriter::new(std::fs::File::create(&path)?);
@@ -68,7 +70,11 @@ fn pipeline_binary() -> PathBuf {
 
 fn noop(config: &Path, runs: usize) -> Result<()> {
     let binary = pipeline_binary();
-    let first = Command::new(&binary).args(["run", "-q", "--config"]).arg(config).status().context("run `pipeline` (build it with cargo build --release)")?;
+    let first = Command::new(&binary)
+        .args(["run", "-q", "--config"])
+        .arg(config)
+        .status()
+        .context("run `pipeline` (build it with cargo build --release)")?;
     if !first.success() {
         bail!("the pipeline failed");
     }
@@ -76,13 +82,19 @@ fn noop(config: &Path, runs: usize) -> Result<()> {
         let mut times = Vec::new();
         for _ in 0..runs {
             let start = Instant::now();
-            let out = Command::new(&binary).args([command, "-q", "--config"]).arg(config).output()?;
+            let out = Command::new(&binary)
+                .args([command, "-q", "--config"])
+                .arg(config)
+                .output()?;
             times.push(start.elapsed());
             if !out.status.success() {
                 bail!("`pipeline {command}` failed");
             }
         }
-        println!("no-op `pipeline {command}`: median {:.1} ms over {runs} runs", median(times).as_secs_f64() * 1000.0);
+        println!(
+            "no-op `pipeline {command}`: median {:.1} ms over {runs} runs",
+            median(times).as_secs_f64() * 1000.0
+        );
     }
     Ok(())
 }
@@ -92,17 +104,26 @@ fn ingest(tracks: usize) -> Result<()> {
     let params = stages::synthetic::SyntheticParams { tracks, seed: 42 };
     let start = Instant::now();
     stages::synthetic::generate(&params, dir.path(), &|| Ok(()))?;
-    println!("synthetic source: {tracks} tracks in {:.2} s", start.elapsed().as_secs_f64());
+    println!(
+        "synthetic source: {tracks} tracks in {:.2} s",
+        start.elapsed().as_secs_f64()
+    );
     let config = dir.path().join("pipeline.toml");
     std::fs::write(
         &config,
         "[stages.source]\nkind = \"fma_files\"\ndir = \".\"\n\n[stages.ingest]\nkind = \"ingest\"\ninputs = [\"source:features\", \"source:tracks\", \"source:genres\"]\n",
     )?;
     let start = Instant::now();
-    let status = Command::new(pipeline_binary()).args(["run", "-q", "--config"]).arg(&config).status()?;
+    let status = Command::new(pipeline_binary())
+        .args(["run", "-q", "--config"])
+        .arg(&config)
+        .status()?;
     if !status.success() {
         bail!("ingest failed");
     }
-    println!("ingest (hash inputs + CSV -> Parquet + publish): {:.2} s", start.elapsed().as_secs_f64());
+    println!(
+        "ingest (hash inputs + CSV -> Parquet + publish): {:.2} s",
+        start.elapsed().as_secs_f64()
+    );
     Ok(())
 }

@@ -35,7 +35,13 @@ fn padded(range: Range<f64>) -> Range<f64> {
 }
 
 /// Horizontal bars, one per label, top to bottom in the given order.
-pub fn bar_chart(path: &Path, title: &str, labels: &[String], values: &[f64], x_label: &str) -> Result<()> {
+pub fn bar_chart(
+    path: &Path,
+    title: &str,
+    labels: &[String],
+    values: &[f64],
+    x_label: &str,
+) -> Result<()> {
     register_font();
     let err = chart_error(path);
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
@@ -52,7 +58,10 @@ pub fn bar_chart(path: &Path, title: &str, labels: &[String], values: &[f64], x_
     let label_of = |y: &f64| {
         let row = n as f64 - y - 0.5;
         if row >= 0.0 && (row - row.round()).abs() < 1e-6 {
-            labels.get(row.round() as usize).cloned().unwrap_or_default()
+            labels
+                .get(row.round() as usize)
+                .cloned()
+                .unwrap_or_default()
         } else {
             String::new()
         }
@@ -69,14 +78,23 @@ pub fn bar_chart(path: &Path, title: &str, labels: &[String], values: &[f64], x_
     chart
         .draw_series(values.iter().enumerate().map(|(i, v)| {
             let top = n as f64 - i as f64;
-            Rectangle::new([(0.0, top - 0.85), (*v, top - 0.15)], RGBColor(70, 110, 170).filled())
+            Rectangle::new(
+                [(0.0, top - 0.85), (*v, top - 0.15)],
+                RGBColor(70, 110, 170).filled(),
+            )
         }))
         .map_err(|e| err(e.to_string()))?;
     root.present().map_err(|e| err(e.to_string()))
 }
 
 /// A histogram from precomputed bins `(low, high, count)`.
-pub fn histogram(path: &Path, title: &str, bins: &[(f64, f64, f64)], x_label: &str, y_label: &str) -> Result<()> {
+pub fn histogram(
+    path: &Path,
+    title: &str,
+    bins: &[(f64, f64, f64)],
+    x_label: &str,
+    y_label: &str,
+) -> Result<()> {
     register_font();
     let err = chart_error(path);
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
@@ -117,7 +135,14 @@ pub struct Series {
 }
 
 /// Lines (with optional bands) and an optional horizontal reference line.
-pub fn line_chart(path: &Path, title: &str, series: &[Series], x_label: &str, y_label: &str, reference: Option<(f64, String)>) -> Result<()> {
+pub fn line_chart(
+    path: &Path,
+    title: &str,
+    series: &[Series],
+    x_label: &str,
+    y_label: &str,
+    reference: Option<(f64, String)>,
+) -> Result<()> {
     register_font();
     let err = chart_error(path);
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
@@ -152,7 +177,12 @@ pub fn line_chart(path: &Path, title: &str, series: &[Series], x_label: &str, y_
         .label_style((FAMILY, 13))
         .draw()
         .map_err(|e| err(e.to_string()))?;
-    let colors = [RGBColor(70, 110, 170), RGBColor(200, 90, 40), RGBColor(60, 150, 80), RGBColor(140, 80, 160)];
+    let colors = [
+        RGBColor(70, 110, 170),
+        RGBColor(200, 90, 40),
+        RGBColor(60, 150, 80),
+        RGBColor(140, 80, 160),
+    ];
     for (k, s) in series.iter().enumerate() {
         let color = colors[k % colors.len()];
         if let Some(band) = &s.band {
@@ -160,18 +190,26 @@ pub fn line_chart(path: &Path, title: &str, series: &[Series], x_label: &str, y_
             let lower = s.points.iter().zip(band).rev().map(|(p, w)| (p.0, p.1 - w));
             let polygon: Vec<(f64, f64)> = upper.chain(lower).collect();
             chart
-                .draw_series(std::iter::once(Polygon::new(polygon, color.mix(0.2).filled())))
+                .draw_series(std::iter::once(Polygon::new(
+                    polygon,
+                    color.mix(0.2).filled(),
+                )))
                 .map_err(|e| err(e.to_string()))?;
         }
         chart
             .draw_series(LineSeries::new(s.points.clone(), color.stroke_width(2)))
             .map_err(|e| err(e.to_string()))?
             .label(s.name.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+            });
     }
     if let Some((value, label)) = reference {
         chart
-            .draw_series(LineSeries::new(vec![(x0, value), (x1, value)], BLACK.stroke_width(1)))
+            .draw_series(LineSeries::new(
+                vec![(x0, value), (x1, value)],
+                BLACK.stroke_width(1),
+            ))
             .map_err(|e| err(e.to_string()))?
             .label(label)
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLACK));

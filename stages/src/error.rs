@@ -104,7 +104,10 @@ pub enum Error {
 
 impl Error {
     /// An I/O error with the path it concerns.
-    pub fn io<'a>(action: &'static str, path: &'a std::path::Path) -> impl FnOnce(std::io::Error) -> Self + 'a {
+    pub fn io<'a>(
+        action: &'static str,
+        path: &'a std::path::Path,
+    ) -> impl FnOnce(std::io::Error) -> Self + 'a {
         move |source| Error::Io {
             action,
             path: path.to_owned(),
@@ -113,7 +116,9 @@ impl Error {
     }
 
     /// A Parquet error with the path it concerns.
-    pub fn parquet(path: &std::path::Path) -> impl FnOnce(parquet::errors::ParquetError) -> Self + '_ {
+    pub fn parquet(
+        path: &std::path::Path,
+    ) -> impl FnOnce(parquet::errors::ParquetError) -> Self + '_ {
         move |source| Error::Parquet {
             path: path.to_owned(),
             source,

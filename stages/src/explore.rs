@@ -63,7 +63,9 @@ impl Stage for Explore {
     fn run(params: &Self::Params, io: &StageIo<'_>) -> Result<()> {
         let labels = read_matrix(io.input(0, "labels")?)?;
         let tracks_path = io.input(1, "tracks")?;
-        let counts: Vec<f64> = (0..labels.columns.len()).map(|j| labels.values.column(j).sum()).collect();
+        let counts: Vec<f64> = (0..labels.columns.len())
+            .map(|j| labels.values.column(j).sum())
+            .collect();
         // Sorted by count, descending; ties by genre order so the result is stable.
         let mut order: Vec<usize> = (0..counts.len()).collect();
         order.sort_by(|&a, &b| counts[b].total_cmp(&counts[a]).then(a.cmp(&b)));
@@ -72,9 +74,19 @@ impl Stage for Explore {
         write_table(
             &io.output("genre_counts.parquet"),
             vec![
-                ("genre", Arc::new(StringArray::from(names.clone())) as ArrayRef),
+                (
+                    "genre",
+                    Arc::new(StringArray::from(names.clone())) as ArrayRef,
+                ),
                 ("tracks", Arc::new(Int64Array::from(sorted.clone()))),
-                ("share", Arc::new(Float64Array::from_iter_values(sorted.iter().map(|c| *c as f64 / labels.track_ids.len().max(1) as f64)))),
+                (
+                    "share",
+                    Arc::new(Float64Array::from_iter_values(
+                        sorted
+                            .iter()
+                            .map(|c| *c as f64 / labels.track_ids.len().max(1) as f64),
+                    )),
+                ),
             ],
             io.provenance,
         )?;
@@ -105,33 +117,82 @@ impl Stage for Explore {
             io.provenance,
         )?;
         let pick = |idx: &[usize]| -> (Vec<String>, Vec<f64>) {
-            (idx.iter().map(|&i| names[i].to_owned()).collect(), idx.iter().map(|&i| sorted[i] as f64).collect())
+            (
+                idx.iter().map(|&i| names[i].to_owned()).collect(),
+                idx.iter().map(|&i| sorted[i] as f64).collect(),
+            )
         };
         let (l, v) = pick(&head);
-        chart::bar_chart(&io.output("top_genres.svg"), &format!("The {top} most frequent genres"), &l, &v, "tracks")?;
+        chart::bar_chart(
+            &io.output("top_genres.svg"),
+            &format!("The {top} most frequent genres"),
+            &l,
+            &v,
+            "tracks",
+        )?;
         let (l, v) = pick(&tail);
-        chart::bar_chart(&io.output("bottom_genres.svg"), &format!("The {top} least frequent genres"), &l, &v, "tracks")?;
+        chart::bar_chart(
+            &io.output("bottom_genres.svg"),
+            &format!("The {top} least frequent genres"),
+            &l,
+            &v,
+            "tracks",
+        )?;
 
         let bins = chart::bins(&counts, params.bins);
-        write_bins(&io.output("occurrence_histogram.parquet"), &bins, io.provenance)?;
-        chart::histogram(&io.output("genre_occurrence.svg"), "How often genres occur", &bins, "tracks with the genre", "genres")?;
+        write_bins(
+            &io.output("occurrence_histogram.parquet"),
+            &bins,
+            io.provenance,
+        )?;
+        chart::histogram(
+            &io.output("genre_occurrence.svg"),
+            "How often genres occur",
+            &bins,
+            "tracks with the genre",
+            "genres",
+        )?;
 
         let listens = read_listens(tracks_path)?;
-        let logs: Vec<f64> = listens.iter().map(|&l| (l.max(0) as f64 + 1.0).log10()).collect();
+        let logs: Vec<f64> = listens
+            .iter()
+            .map(|&l| (l.max(0) as f64 + 1.0).log10())
+            .collect();
         let bins = chart::bins(&logs, params.bins);
         write_bins(&io.output("listens.parquet"), &bins, io.provenance)?;
-        chart::histogram(&io.output("listens.svg"), "Listens per track", &bins, "log10(listens + 1)", "tracks")?;
+        chart::histogram(
+            &io.output("listens.svg"),
+            "Listens per track",
+            &bins,
+            "log10(listens + 1)",
+            "tracks",
+        )?;
         Ok(())
     }
 }
 
-fn write_bins(path: &std::path::Path, bins: &[(f64, f64, f64)], provenance: &[(String, String)]) -> Result<()> {
+fn write_bins(
+    path: &std::path::Path,
+    bins: &[(f64, f64, f64)],
+    provenance: &[(String, String)],
+) -> Result<()> {
     write_table(
         path,
         vec![
-            ("low", Arc::new(Float64Array::from_iter_values(bins.iter().map(|b| b.0))) as ArrayRef),
-            ("high", Arc::new(Float64Array::from_iter_values(bins.iter().map(|b| b.1)))),
-            ("count", Arc::new(Int64Array::from_iter_values(bins.iter().map(|b| b.2 as i64)))),
+            (
+                "low",
+                Arc::new(Float64Array::from_iter_values(bins.iter().map(|b| b.0))) as ArrayRef,
+            ),
+            (
+                "high",
+                Arc::new(Float64Array::from_iter_values(bins.iter().map(|b| b.1))),
+            ),
+            (
+                "count",
+                Arc::new(Int64Array::from_iter_values(
+                    bins.iter().map(|b| b.2 as i64),
+                )),
+            ),
         ],
         provenance,
     )
@@ -139,10 +200,22 @@ fn write_bins(path: &std::path::Path, bins: &[(f64, f64, f64)], provenance: &[(S
 
 fn read_listens(path: &std::path::Path) -> Result<Vec<i64>> {
     let (schema, batches) = read_batches(path)?;
-    let index = schema.index_of("track.listens").map_err(|_| Error::ColumnNotFound { path: path.to_owned(), column: "track.listens".into() })?;
+    let index = schema
+        .index_of("track.listens")
+        .map_err(|_| Error::ColumnNotFound {
+            path: path.to_owned(),
+            column: "track.listens".into(),
+        })?;
     let mut out = Vec::new();
     for batch in batches {
-        let column = batch.column(index).as_any().downcast_ref::<Int64Array>().ok_or_else(|| Error::BadFile { path: path.to_owned(), message: "column `track.listens` is not int64".into() })?;
+        let column = batch
+            .column(index)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .ok_or_else(|| Error::BadFile {
+                path: path.to_owned(),
+                message: "column `track.listens` is not int64".into(),
+            })?;
         out.extend(column.iter().map(|v| v.unwrap_or(0)));
     }
     Ok(out)

@@ -47,12 +47,20 @@ impl Stage for FmaFiles {
     }
 
     fn outputs(_: &Self::Params) -> Vec<OutputSpec> {
-        FILES.iter().map(|(name, file)| OutputSpec::new(name, file)).collect()
+        FILES
+            .iter()
+            .map(|(name, file)| OutputSpec::new(name, file))
+            .collect()
     }
 
     fn external_outputs(params: &Self::Params, base: &Path) -> Option<Vec<(String, PathBuf)>> {
         let dir = base.join(&params.dir);
-        Some(FILES.iter().map(|(name, file)| ((*name).to_owned(), dir.join(file))).collect())
+        Some(
+            FILES
+                .iter()
+                .map(|(name, file)| ((*name).to_owned(), dir.join(file)))
+                .collect(),
+        )
     }
 
     fn run(_: &Self::Params, _: &StageIo<'_>) -> Result<()> {

@@ -214,9 +214,12 @@ pub fn parse_genre_list(text: &str) -> Result<Vec<i32>, String> {
     inner
         .split(',')
         .map(|item| {
-            item.trim()
-                .parse::<i32>()
-                .map_err(|_| format!("list item {:?} in {text:?} is not an integer genre id", item.trim()))
+            item.trim().parse::<i32>().map_err(|_| {
+                format!(
+                    "list item {:?} in {text:?} is not an integer genre id",
+                    item.trim()
+                )
+            })
         })
         .collect()
 }

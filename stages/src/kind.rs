@@ -247,12 +247,11 @@ pub fn normalize<P: Params>(raw: &Map<String, Value>) -> std::result::Result<Val
     }
     let mut merged = defaults;
     merged.extend(raw.iter().map(|(k, v)| (k.clone(), v.clone())));
-    let parsed: P = serde_json::from_value(Value::Object(merged)).map_err(|err| {
-        ParamError::Invalid {
+    let parsed: P =
+        serde_json::from_value(Value::Object(merged)).map_err(|err| ParamError::Invalid {
             key: String::new(),
             message: clean_serde_message(&err.to_string()),
-        }
-    })?;
+        })?;
     parsed.validate()?;
     serde_json::to_value(&parsed).map_err(|err| ParamError::Invalid {
         key: String::new(),

@@ -8,7 +8,9 @@ use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow_array::{Array, ArrayRef, Float32Array, Float64Array, Int64Array, RecordBatch, UInt8Array};
+use arrow_array::{
+    Array, ArrayRef, Float32Array, Float64Array, Int64Array, RecordBatch, UInt8Array,
+};
 use arrow_schema::{DataType, Field, Schema};
 use ndarray::Array2;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -41,7 +43,8 @@ pub fn write_columns(
         .set_key_value_metadata(Some(kv))
         .build();
     let file = File::create(path).map_err(Error::io("create", path))?;
-    let mut writer = ArrowWriter::try_new(file, schema, Some(props)).map_err(Error::parquet(path))?;
+    let mut writer =
+        ArrowWriter::try_new(file, schema, Some(props)).map_err(Error::parquet(path))?;
     writer.write(&batch).map_err(Error::parquet(path))?;
     writer.close().map_err(Error::parquet(path))?;
     Ok(())
@@ -113,11 +116,17 @@ pub fn read_matrix(path: &Path) -> Result<Matrix> {
             }
             let mut put = |r: usize, v: f64| values[[offset + r, c]] = v;
             if let Some(a) = array.as_any().downcast_ref::<Float32Array>() {
-                a.values().iter().enumerate().for_each(|(r, v)| put(r, f64::from(*v)));
+                a.values()
+                    .iter()
+                    .enumerate()
+                    .for_each(|(r, v)| put(r, f64::from(*v)));
             } else if let Some(a) = array.as_any().downcast_ref::<Float64Array>() {
                 a.values().iter().enumerate().for_each(|(r, v)| put(r, *v));
             } else if let Some(a) = array.as_any().downcast_ref::<UInt8Array>() {
-                a.values().iter().enumerate().for_each(|(r, v)| put(r, f64::from(*v)));
+                a.values()
+                    .iter()
+                    .enumerate()
+                    .for_each(|(r, v)| put(r, f64::from(*v)));
             } else {
                 return Err(Error::BadFile {
                     path: path.to_owned(),
@@ -160,13 +169,23 @@ pub fn write_matrix(
         let column = values.column(j);
         if float32 {
             fields.push(Field::new(name, DataType::Float32, false));
-            columns.push(Arc::new(Float32Array::from_iter_values(column.iter().map(|v| *v as f32))));
+            columns.push(Arc::new(Float32Array::from_iter_values(
+                column.iter().map(|v| *v as f32),
+            )));
         } else {
             fields.push(Field::new(name, DataType::Float64, false));
-            columns.push(Arc::new(Float64Array::from_iter_values(column.iter().copied())));
+            columns.push(Arc::new(Float64Array::from_iter_values(
+                column.iter().copied(),
+            )));
         }
     }
-    write_columns(path, Arc::new(Schema::new(fields)), columns, provenance, false)
+    write_columns(
+        path,
+        Arc::new(Schema::new(fields)),
+        columns,
+        provenance,
+        false,
+    )
 }
 
 /// Writes a small table of named columns (metrics, statistics) with provenance.
@@ -180,5 +199,11 @@ pub fn write_table(
         .map(|(name, array)| Field::new(*name, array.data_type().clone(), array.null_count() > 0))
         .collect();
     let arrays = columns.into_iter().map(|(_, a)| a).collect();
-    write_columns(path, Arc::new(Schema::new(fields)), arrays, provenance, true)
+    write_columns(
+        path,
+        Arc::new(Schema::new(fields)),
+        arrays,
+        provenance,
+        true,
+    )
 }

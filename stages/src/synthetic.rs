@@ -199,7 +199,9 @@ impl Model {
     fn sample_genre(&self, rng: &mut ChaCha8Rng) -> usize {
         let total = self.cumulative.last().copied().unwrap_or(1.0);
         let x = rng.random::<f64>() * total;
-        self.cumulative.partition_point(|&c| c < x).min(self.cumulative.len() - 1)
+        self.cumulative
+            .partition_point(|&c| c < x)
+            .min(self.cumulative.len() - 1)
     }
 
     fn track(&self, id: i64, rng: &mut ChaCha8Rng) -> Track {
@@ -227,7 +229,10 @@ impl Model {
             }
             chosen
         };
-        let mut genres: Vec<i32> = genres_pos.iter().map(|&p| self.taxonomy.genres[p].id).collect();
+        let mut genres: Vec<i32> = genres_pos
+            .iter()
+            .map(|&p| self.taxonomy.genres[p].id)
+            .collect();
         genres.sort_unstable();
         let mut genres_all: Vec<i32> = genres
             .iter()
@@ -305,14 +310,19 @@ impl Model {
 fn coefficient_groups() -> Vec<[usize; 7]> {
     let mut groups: std::collections::BTreeMap<(&str, String), [usize; 7]> = Default::default();
     for (j, c) in feature_columns().iter().enumerate() {
-        let slot = STATISTICS.iter().position(|s| *s == c.statistic).unwrap_or(0);
+        let slot = STATISTICS
+            .iter()
+            .position(|s| *s == c.statistic)
+            .unwrap_or(0);
         groups.entry((c.family, c.number.clone())).or_insert([0; 7])[slot] = j;
     }
     groups.into_values().collect()
 }
 
 fn gaussian_vec(rng: &mut ChaCha8Rng, n: usize, scale: f32) -> Vec<f32> {
-    (0..n).map(|_| scale * rng.sample::<f32, _>(StandardNormal)).collect()
+    (0..n)
+        .map(|_| scale * rng.sample::<f32, _>(StandardNormal))
+        .collect()
 }
 
 fn block_rng(seed: u64, block: usize) -> ChaCha8Rng {
@@ -322,7 +332,11 @@ fn block_rng(seed: u64, block: usize) -> ChaCha8Rng {
 }
 
 /// Writes the three files into `dir`.
-pub fn generate(params: &SyntheticParams, dir: &Path, cancelled: &(dyn Fn() -> Result<()> + Sync)) -> Result<()> {
+pub fn generate(
+    params: &SyntheticParams,
+    dir: &Path,
+    cancelled: &(dyn Fn() -> Result<()> + Sync),
+) -> Result<()> {
     let model = Model::new(params.seed);
     // Track ids with gaps, like the real ones.
     let mut id_rng = ChaCha8Rng::seed_from_u64(params.seed.wrapping_add(7));
@@ -338,13 +352,22 @@ pub fn generate(params: &SyntheticParams, dir: &Path, cancelled: &(dyn Fn() -> R
 
     let features_path = dir.join("features.csv");
     let tracks_path = dir.join("tracks.csv");
-    let mut features = BufWriter::with_capacity(1 << 22, File::create(&features_path).map_err(Error::io("create", &features_path))?);
+    let mut features = BufWriter::with_capacity(
+        1 << 22,
+        File::create(&features_path).map_err(Error::io("create", &features_path))?,
+    );
     write_features_header(&mut features).map_err(Error::io("write", &features_path))?;
     let mut tracks_csv = csv::WriterBuilder::new()
         .has_headers(false)
         .from_path(&tracks_path)
-        .map_err(|e| Error::BadFile { path: tracks_path.clone(), message: e.to_string() })?;
-    write_tracks_header(&mut tracks_csv).map_err(|e| Error::BadFile { path: tracks_path.clone(), message: e.to_string() })?;
+        .map_err(|e| Error::BadFile {
+            path: tracks_path.clone(),
+            message: e.to_string(),
+        })?;
+    write_tracks_header(&mut tracks_csv).map_err(|e| Error::BadFile {
+        path: tracks_path.clone(),
+        message: e.to_string(),
+    })?;
 
     let mut genre_counts = vec![0i64; model.taxonomy.genres.len()];
     // Generate and format in parallel, write in order, a slice of blocks at a time.
@@ -370,7 +393,9 @@ pub fn generate(params: &SyntheticParams, dir: &Path, cancelled: &(dyn Fn() -> R
             })
             .collect();
         for (tracks, text) in generated {
-            features.write_all(text.as_bytes()).map_err(Error::io("write", &features_path))?;
+            features
+                .write_all(text.as_bytes())
+                .map_err(Error::io("write", &features_path))?;
             for track in &tracks {
                 for g in &track.genres_all {
                     if let Some(p) = model.taxonomy.position(*g) {
@@ -379,17 +404,31 @@ pub fn generate(params: &SyntheticParams, dir: &Path, cancelled: &(dyn Fn() -> R
                 }
                 let mut rng = block_rng(params.seed ^ 0xabcd, track.id as usize);
                 let row = track_row(&model.taxonomy, track, &mut rng);
-                tracks_csv.write_record(&row).map_err(|e| Error::BadFile { path: tracks_path.clone(), message: e.to_string() })?;
+                tracks_csv.write_record(&row).map_err(|e| Error::BadFile {
+                    path: tracks_path.clone(),
+                    message: e.to_string(),
+                })?;
             }
         }
     }
-    features.flush().map_err(Error::io("write", &features_path))?;
-    tracks_csv.flush().map_err(Error::io("write", &tracks_path))?;
+    features
+        .flush()
+        .map_err(Error::io("write", &features_path))?;
+    tracks_csv
+        .flush()
+        .map_err(Error::io("write", &tracks_path))?;
 
     let genres_path = dir.join("genres.csv");
     let mut genres = String::from("genre_id,#tracks,parent,title,top_level\n");
     for (g, count) in model.taxonomy.genres.iter().zip(genre_counts) {
-        genres.push_str(&format!("{},{},{},{},{}\n", g.id, count, g.parent, csv_quote(&g.title), g.top_level));
+        genres.push_str(&format!(
+            "{},{},{},{},{}\n",
+            g.id,
+            count,
+            g.parent,
+            csv_quote(&g.title),
+            g.top_level
+        ));
     }
     std::fs::write(&genres_path, genres).map_err(Error::io("write", &genres_path))
 }
@@ -405,8 +444,20 @@ fn csv_quote(text: &str) -> String {
 fn write_features_header(out: &mut impl Write) -> std::io::Result<()> {
     let columns = feature_columns();
     let line = |name: &str, cells: Vec<String>| format!("{name},{}\n", cells.join(","));
-    out.write_all(line("feature", columns.iter().map(|c| c.family.to_owned()).collect()).as_bytes())?;
-    out.write_all(line("statistics", columns.iter().map(|c| c.statistic.to_owned()).collect()).as_bytes())?;
+    out.write_all(
+        line(
+            "feature",
+            columns.iter().map(|c| c.family.to_owned()).collect(),
+        )
+        .as_bytes(),
+    )?;
+    out.write_all(
+        line(
+            "statistics",
+            columns.iter().map(|c| c.statistic.to_owned()).collect(),
+        )
+        .as_bytes(),
+    )?;
     out.write_all(line("number", columns.iter().map(|c| c.number.clone()).collect()).as_bytes())?;
     out.write_all(line("track_id", vec![String::new(); columns.len()]).as_bytes())
 }
@@ -426,13 +477,37 @@ fn write_tracks_header<W: Write>(out: &mut csv::Writer<W>) -> csv::Result<()> {
 }
 
 const WORDS: [&str; 24] = [
-    "night", "river", "echo", "Café", "señor", "Björk", "Москва", "東京", "dream", "static",
-    "velvet", "ghost", "signal", "drift", "ember", "mirror", "hollow", "neon", "pulse", "ruins",
-    "tide", "void", "wax", "zero",
+    "night",
+    "river",
+    "echo",
+    "Café",
+    "señor",
+    "Björk",
+    "Москва",
+    "東京",
+    "dream",
+    "static",
+    "velvet",
+    "ghost",
+    "signal",
+    "drift",
+    "ember",
+    "mirror",
+    "hollow",
+    "neon",
+    "pulse",
+    "ruins",
+    "tide",
+    "void",
+    "wax",
+    "zero",
 ];
 
 fn words(rng: &mut ChaCha8Rng, n: usize) -> String {
-    (0..n).map(|_| WORDS[rng.random_range(0..WORDS.len())]).collect::<Vec<_>>().join(" ")
+    (0..n)
+        .map(|_| WORDS[rng.random_range(0..WORDS.len())])
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn date(rng: &mut ChaCha8Rng, from_year: i32, to_year: i32, with_time: bool) -> String {
@@ -440,7 +515,12 @@ fn date(rng: &mut ChaCha8Rng, from_year: i32, to_year: i32, with_time: bool) -> 
     let m = rng.random_range(1..=12);
     let d = rng.random_range(1..=28);
     if with_time {
-        format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rng.random_range(0..24), rng.random_range(0..60), rng.random_range(0..60))
+        format!(
+            "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+            rng.random_range(0..24),
+            rng.random_range(0..60),
+            rng.random_range(0..60)
+        )
     } else {
         format!("{y:04}-{m:02}-{d:02} 00:00:00")
     }
@@ -478,10 +558,16 @@ fn track_row(taxonomy: &Taxonomy, track: &Track, rng: &mut ChaCha8Rng) -> Vec<St
         .and_then(|id| taxonomy.position(id))
         .map(|p| taxonomy.genres[p].title.clone())
         .unwrap_or_default();
-    let bio = maybe(rng, 0.5, |rng| format!(
-        "<p>{} from {}, \"{}\" &amp; friends.</p>\n<p>Formed in {}; plays {}.</p>",
-        words(rng, 2), words(rng, 1), words(rng, 2), rng.random_range(1970..2017), words(rng, 3)
-    ));
+    let bio = maybe(rng, 0.5, |rng| {
+        format!(
+            "<p>{} from {}, \"{}\" &amp; friends.</p>\n<p>Formed in {}; plays {}.</p>",
+            words(rng, 2),
+            words(rng, 1),
+            words(rng, 2),
+            rng.random_range(1970..2017),
+            words(rng, 3)
+        )
+    });
     let title = match rng.random_range(0..4) {
         0 => format!("{}, {}", words(rng, 2), words(rng, 1)),
         1 => format!("\"{}\" (remix)", words(rng, 2)),
@@ -499,35 +585,59 @@ fn track_row(taxonomy: &Taxonomy, track: &Track, rng: &mut ChaCha8Rng) -> Vec<St
             ("album", "engineer") => maybe(rng, 0.1, |rng| words(rng, 2)),
             ("album", "favorites") => rng.random_range(0..20).to_string(),
             ("album", "id") => album_id.to_string(),
-            ("album", "information") => maybe(rng, 0.4, |rng| format!("<p>{}\n{}</p>", words(rng, 4), words(rng, 3))),
+            ("album", "information") => maybe(rng, 0.4, |rng| {
+                format!("<p>{}\n{}</p>", words(rng, 4), words(rng, 3))
+            }),
             ("album", "listens") => (track.listens * rng.random_range(1..8)).to_string(),
             ("album", "producer") => maybe(rng, 0.1, |rng| words(rng, 2)),
             ("album", "tags") | ("artist", "tags") | ("track", "tags") => tags(rng),
             ("album", "title") => words(rng, 2),
             ("album", "tracks") => rng.random_range(1..20).to_string(),
-            ("album", "type") => ["Album", "Single Tracks", "Live Performance", "Radio Program"][rng.random_range(0..4)].to_owned(),
-            ("artist", "active_year_begin") => maybe(rng, 0.2, |rng| format!("{}-01-01 00:00:00", rng.random_range(1960..2015))),
-            ("artist", "active_year_end") => maybe(rng, 0.05, |rng| format!("{}-01-01 00:00:00", rng.random_range(2000..2017))),
+            ("album", "type") => [
+                "Album",
+                "Single Tracks",
+                "Live Performance",
+                "Radio Program",
+            ][rng.random_range(0..4)]
+            .to_owned(),
+            ("artist", "active_year_begin") => maybe(rng, 0.2, |rng| {
+                format!("{}-01-01 00:00:00", rng.random_range(1960..2015))
+            }),
+            ("artist", "active_year_end") => maybe(rng, 0.05, |rng| {
+                format!("{}-01-01 00:00:00", rng.random_range(2000..2017))
+            }),
             ("artist", "associated_labels") => maybe(rng, 0.1, |rng| words(rng, 2)),
             ("artist", "bio") => bio.clone(),
             ("artist", "comments") => rng.random_range(0..3).to_string(),
             ("artist", "date_created") => date(rng, 2008, 2017, true),
             ("artist", "favorites") => rng.random_range(0..50).to_string(),
             ("artist", "id") => artist_id.to_string(),
-            ("artist", "latitude") => maybe(rng, 0.4, |rng| format!("{:.4}", rng.random_range(-60.0..70.0f64))),
-            ("artist", "location") => maybe(rng, 0.4, |rng| format!("{}, {}", words(rng, 1), words(rng, 1))),
-            ("artist", "longitude") => maybe(rng, 0.4, |rng| format!("{:.4}", rng.random_range(-150.0..150.0f64))),
-            ("artist", "members") => maybe(rng, 0.2, |rng| format!("{}\n{}", words(rng, 2), words(rng, 2))),
+            ("artist", "latitude") => maybe(rng, 0.4, |rng| {
+                format!("{:.4}", rng.random_range(-60.0..70.0f64))
+            }),
+            ("artist", "location") => maybe(rng, 0.4, |rng| {
+                format!("{}, {}", words(rng, 1), words(rng, 1))
+            }),
+            ("artist", "longitude") => maybe(rng, 0.4, |rng| {
+                format!("{:.4}", rng.random_range(-150.0..150.0f64))
+            }),
+            ("artist", "members") => maybe(rng, 0.2, |rng| {
+                format!("{}\n{}", words(rng, 2), words(rng, 2))
+            }),
             ("artist", "name") => {
                 let n = rng.random_range(1..3);
                 words(rng, n)
             }
             ("artist", "related_projects") => maybe(rng, 0.1, |rng| words(rng, 3)),
-            ("artist", "website") => maybe(rng, 0.3, |rng| format!("http://{}.example.org", rng.random_range(1..9999))),
+            ("artist", "website") => maybe(rng, 0.3, |rng| {
+                format!("http://{}.example.org", rng.random_range(1..9999))
+            }),
             ("artist", "wikipedia_page") => String::new(),
             ("set", "split") => split.to_owned(),
             ("set", "subset") => subset.to_owned(),
-            ("track", "bit_rate") => [128_000, 192_000, 256_000, 320_000][rng.random_range(0..4)].to_string(),
+            ("track", "bit_rate") => {
+                [128_000, 192_000, 256_000, 320_000][rng.random_range(0..4)].to_string()
+            }
             ("track", "comments") => rng.random_range(0..3).to_string(),
             ("track", "composer") => maybe(rng, 0.05, |rng| words(rng, 2)),
             ("track", "date_created") => date(rng, 2008, 2017, true),
@@ -539,8 +649,15 @@ fn track_row(taxonomy: &Taxonomy, track: &Track, rng: &mut ChaCha8Rng) -> Vec<St
             ("track", "genres_all") => format_genre_list(&track.genres_all),
             ("track", "information") => maybe(rng, 0.05, |rng| format!("<p>{}</p>", words(rng, 5))),
             ("track", "interest") => (track.listens * 2 + rng.random_range(0..500)).to_string(),
-            ("track", "language_code") => maybe(rng, 0.15, |rng| ["en", "es", "fr", "pt"][rng.random_range(0..4)].to_owned()),
-            ("track", "license") => ["Attribution-NonCommercial-ShareAlike 3.0 International", "Attribution-Noncommercial-No Derivative Works 3.0 United States", "Creative Commons Attribution 4.0"][rng.random_range(0..3)].to_owned(),
+            ("track", "language_code") => maybe(rng, 0.15, |rng| {
+                ["en", "es", "fr", "pt"][rng.random_range(0..4)].to_owned()
+            }),
+            ("track", "license") => [
+                "Attribution-NonCommercial-ShareAlike 3.0 International",
+                "Attribution-Noncommercial-No Derivative Works 3.0 United States",
+                "Creative Commons Attribution 4.0",
+            ][rng.random_range(0..3)]
+            .to_owned(),
             ("track", "listens") => track.listens.to_string(),
             ("track", "lyricist") => maybe(rng, 0.03, |rng| words(rng, 2)),
             ("track", "number") => rng.random_range(1..15).to_string(),
