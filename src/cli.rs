@@ -264,9 +264,10 @@ fn status(project: &Project, selected: &[usize], json: bool) -> anyhow::Result<E
         let state = state_of(project, i, e).replace('-', " ");
         let reasons: Vec<String> = e.reasons.iter().map(ToString::to_string).collect();
         let mut line = format!("{:width$}  {state}", stage.id.as_str());
-        if !reasons.is_empty() && state != "never run" || reasons.len() > 1 {
-            let _ = write!(line, ": {}", reasons.join("; "));
-        } else if state == "never run" && e.action == Action::Blocked {
+        // "never run: never run" says nothing twice.
+        let redundant =
+            reasons.len() == 1 && e.reasons[0] == crate::stale_reason::StaleReason::NeverRun;
+        if !reasons.is_empty() && !redundant {
             let _ = write!(line, ": {}", reasons.join("; "));
         }
         if e.action == Action::Restore {

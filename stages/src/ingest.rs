@@ -12,7 +12,7 @@
 //! quotes and embedded newlines. A UTF-8 BOM and CRLF line endings are accepted.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use arrow_array::builder::{
@@ -594,7 +594,7 @@ pub fn read_features(path: &Path, float64: bool) -> Result<Features> {
     }
     let data = &bytes[pos..];
     let chunks = split_lines(data, rayon::current_num_threads() * 8);
-    let parsed: Vec<std::result::Result<ChunkRows, (usize, Option<usize>, String)>> = chunks
+    let parsed: Vec<std::result::Result<ChunkRows, RowError>> = chunks
         .par_iter()
         .map(|&(start, end)| parse_chunk(&data[start..end], float64))
         .collect();
@@ -672,6 +672,9 @@ fn split_lines(data: &[u8], parts: usize) -> Vec<(usize, usize)> {
     }
     ranges
 }
+
+/// A bad row: (line within the chunk, field index, message).
+type RowError = (usize, Option<usize>, String);
 
 struct ChunkRows {
     ids: Vec<i64>,
@@ -813,11 +816,7 @@ fn file_name(path: &Path) -> String {
     )
 }
 
-fn write_features(
-    path: &PathBuf,
-    features: &Features,
-    provenance: &[(String, String)],
-) -> Result<()> {
+fn write_features(path: &Path, features: &Features, provenance: &[(String, String)]) -> Result<()> {
     let names = feature_columns();
     let rows = features.track_ids.len();
     let mut fields = vec![Field::new("track_id", DataType::Int64, false)];
@@ -986,6 +985,7 @@ mod input_errors {
 
     use super::*;
     use crate::synthetic::{generate, SyntheticParams};
+    use std::path::PathBuf;
 
     struct Files {
         dir: tempfile::TempDir,

@@ -131,7 +131,7 @@ struct Model {
 impl Model {
     fn new(seed: u64) -> Self {
         let taxonomy = real_taxonomy();
-        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_0f_f3a);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x0005_eed0_ff3a);
         let mut total = 0.0;
         let cumulative = taxonomy
             .genres
