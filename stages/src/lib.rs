@@ -12,7 +12,12 @@ pub mod fma_files;
 pub mod fma_format;
 pub mod ingest;
 pub mod kind;
+pub mod linalg;
+pub mod lsi;
+pub mod metrics;
 pub mod parquet_io;
+pub mod pca;
+pub mod standardize;
 pub mod synthetic;
 
 use std::sync::Arc;
@@ -27,5 +32,8 @@ pub fn catalog() -> Vec<Arc<dyn StageKind>> {
         Arc::new(Kind::<fma_files::FmaFiles>::new()),
         Arc::new(Kind::<ingest::Ingest>::new()),
         Arc::new(Kind::<explore::Explore>::new()),
+        Arc::new(Kind::<standardize::Standardize>::new()),
+        Arc::new(Kind::<pca::PcaStage>::new()),
+        Arc::new(Kind::<lsi::Lsi>::new()),
     ]
 }

@@ -1,0 +1,319 @@
+//! `pca`: exact principal component analysis of the z-scored features.
+//!
+//! Covariance (a GEMM over the centred data, divided by n - 1 as sklearn does) and its
+//! symmetric eigendecomposition, both by faer. Reports the explained variance ratio of every
+//! component and how many reach a threshold (90% by default), and keeps `n_components`
+//! (155, as the original) or as many as `variance` asks for. Sign convention: each
+//! component's largest-magnitude loading is positive (sklearn's `svd_flip`), so reruns are
+//! byte-identical.
+
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, Float64Array, UInt32Array};
+use ndarray::{Array1, Array2, Axis};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::chart::{line_chart, Series};
+use crate::error::{Error, Result};
+use crate::kind::{check_range, InputSpec, OutputSpec, ParamError, Params, Stage, StageIo};
+use crate::linalg::{matmul, symmetric_eigen};
+use crate::metrics::write_metrics;
+use crate::parquet_io::{read_matrix, write_matrix, write_table};
+
+/// Parameters of `pca`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PcaParams {
+    /// Components to keep (155 as in the original), unless `variance` is set.
+    pub n_components: usize,
+    /// Keep the fewest components whose cumulative explained variance reaches this share.
+    pub variance: Option<f64>,
+    /// The share of variance reported (and marked in the figure).
+    pub threshold: f64,
+}
+
+impl Default for PcaParams {
+    fn default() -> Self {
+        Self {
+            n_components: 155,
+            variance: None,
+            threshold: 0.9,
+        }
+    }
+}
+
+impl Params for PcaParams {
+    fn validate(&self) -> std::result::Result<(), ParamError> {
+        check_range("n_components", self.n_components, 1, 100_000)?;
+        check_range("threshold", self.threshold, 0.0, 1.0)?;
+        if let Some(v) = self.variance {
+            check_range("variance", v, 0.0, 1.0)?;
+        }
+        Ok(())
+    }
+}
+
+/// The fitted decomposition.
+#[derive(Debug, Clone)]
+pub struct Pca {
+    /// Column means of the input.
+    pub mean: Array1<f64>,
+    /// Eigenvalues of the covariance, descending (the explained variances).
+    pub explained_variance: Array1<f64>,
+    /// Loadings, one component per column (p x p).
+    pub components: Array2<f64>,
+}
+
+impl Pca {
+    /// Fits on `x` (rows are samples).
+    pub fn fit(x: &Array2<f64>) -> Result<Self> {
+        let n = x.nrows();
+        if n < 2 {
+            return Err(Error::TooFew {
+                what: "rows for PCA".into(),
+                needed: 2,
+                got: n,
+            });
+        }
+        let mean = x
+            .mean_axis(Axis(0))
+            .unwrap_or_else(|| Array1::zeros(x.ncols()));
+        let centred = x - &mean;
+        let mut cov = crate::linalg::gram(&centred)?;
+        cov /= (n - 1) as f64;
+        let (mut values, components) = symmetric_eigen(&cov)?;
+        values.mapv_inplace(|v| v.max(0.0));
+        Ok(Self {
+            mean,
+            explained_variance: values,
+            components,
+        })
+    }
+
+    /// Explained variance ratio of every component.
+    pub fn ratios(&self) -> Vec<f64> {
+        let total: f64 = self.explained_variance.sum();
+        self.explained_variance
+            .iter()
+            .map(|v| v / total.max(f64::MIN_POSITIVE))
+            .collect()
+    }
+
+    /// The fewest components whose cumulative ratio reaches `share`.
+    pub fn components_for(&self, share: f64) -> usize {
+        let mut cum = 0.0;
+        for (i, r) in self.ratios().iter().enumerate() {
+            cum += r;
+            if cum >= share - 1e-12 {
+                return i + 1;
+            }
+        }
+        self.explained_variance.len()
+    }
+
+    /// Projects `x` on the first `k` components.
+    pub fn transform(&self, x: &Array2<f64>, k: usize) -> Result<Array2<f64>> {
+        let centred = (x - &self.mean).as_standard_layout().to_owned();
+        let basis = self
+            .components
+            .slice(ndarray::s![.., ..k])
+            .as_standard_layout()
+            .to_owned();
+        matmul(&centred, &basis)
+    }
+}
+
+/// The PCA stage.
+pub struct PcaStage;
+
+impl Stage for PcaStage {
+    type Params = PcaParams;
+    const KIND: &'static str = "pca";
+    const SOURCES: &'static [&'static str] = &[
+        "pca.rs",
+        "linalg.rs",
+        "chart.rs",
+        "parquet_io.rs",
+        "metrics.rs",
+    ];
+
+    fn inputs(_: &Self::Params) -> InputSpec {
+        InputSpec::fixed(&["features"])
+    }
+
+    fn outputs(_: &Self::Params) -> Vec<OutputSpec> {
+        vec![
+            OutputSpec::new("scores", "scores.parquet"),
+            OutputSpec::new("components", "components.parquet"),
+            OutputSpec::new("explained_variance", "explained_variance.parquet"),
+            OutputSpec::new("metrics", "metrics.json"),
+            OutputSpec::new("figure", "cumulative_variance.svg"),
+        ]
+    }
+
+    fn run(params: &Self::Params, io: &StageIo<'_>) -> Result<()> {
+        let data = read_matrix(io.input(0, "features")?)?;
+        let p = data.columns.len();
+        let pca = Pca::fit(&data.values)?;
+        io.check_cancelled()?;
+        let ratios = pca.ratios();
+        let k = match params.variance {
+            Some(v) => pca.components_for(v),
+            None => params.n_components,
+        };
+        if k > p {
+            return Err(Error::BadParam {
+                param: "n_components",
+                message: format!("{k} components asked for, but the data has only {p} columns"),
+            });
+        }
+        let for_threshold = pca.components_for(params.threshold);
+        let cumulative: Vec<f64> = ratios
+            .iter()
+            .scan(0.0, |c, r| {
+                *c += r;
+                Some(*c)
+            })
+            .collect();
+
+        let scores = pca.transform(&data.values, k)?;
+        let names: Vec<String> = (1..=k).map(|i| format!("pc{i:03}")).collect();
+        write_matrix(
+            &io.output("scores.parquet"),
+            &data.track_ids,
+            &names,
+            &scores,
+            false,
+            io.provenance,
+        )?;
+
+        let mut columns: Vec<(&str, ArrayRef)> = vec![(
+            "component",
+            Arc::new(UInt32Array::from_iter_values(1..=k as u32)) as ArrayRef,
+        )];
+        for (j, name) in data.columns.iter().enumerate() {
+            columns.push((
+                name.as_str(),
+                Arc::new(Float64Array::from_iter_values(
+                    (0..k).map(|c| pca.components[[j, c]]),
+                )),
+            ));
+        }
+        write_table(&io.output("components.parquet"), columns, io.provenance)?;
+        write_table(
+            &io.output("explained_variance.parquet"),
+            vec![
+                (
+                    "component",
+                    Arc::new(UInt32Array::from_iter_values(1..=p as u32)) as ArrayRef,
+                ),
+                (
+                    "explained_variance",
+                    Arc::new(Float64Array::from(pca.explained_variance.to_vec())),
+                ),
+                ("ratio", Arc::new(Float64Array::from(ratios.clone()))),
+                (
+                    "cumulative",
+                    Arc::new(Float64Array::from(cumulative.clone())),
+                ),
+            ],
+            io.provenance,
+        )?;
+        write_metrics(
+            &io.output("metrics.json"),
+            &json!({
+                "n_components": k,
+                "threshold": params.threshold,
+                "components_for_threshold": for_threshold,
+                "explained_by_kept": cumulative.get(k - 1).copied().unwrap_or(0.0),
+                "features": p,
+                "tracks": data.track_ids.len(),
+            }),
+        )?;
+        line_chart(
+            &io.output("cumulative_variance.svg"),
+            &format!(
+                "PCA: {for_threshold} components explain {:.0}% of the variance",
+                params.threshold * 100.0
+            ),
+            &[Series {
+                name: "cumulative explained variance".into(),
+                points: cumulative
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| ((i + 1) as f64, *c))
+                    .collect(),
+                band: None,
+            }],
+            "components",
+            "cumulative explained variance ratio",
+            Some((
+                params.threshold,
+                format!("{:.0}%", params.threshold * 100.0),
+            )),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    fn random(n: usize, p: usize, seed: u64) -> Array2<f64> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        // Correlated columns so the spectrum is not flat.
+        let base = Array2::from_shape_fn((n, p), |_| rng.random::<f64>() - 0.5);
+        let mix = Array2::from_shape_fn((p, p), |(i, j)| {
+            if i <= j {
+                1.0 / (1.0 + (j - i) as f64)
+            } else {
+                0.0
+            }
+        });
+        matmul(&base, &mix).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn matches_an_svd_of_the_centred_data() {
+        let x = random(300, 12, 1);
+        let pca = Pca::fit(&x).unwrap_or_else(|e| panic!("{e}"));
+        let mean = x.mean_axis(Axis(0)).unwrap_or_default();
+        let centred = (&x - &mean).as_standard_layout().to_owned();
+        let (s, vt) = crate::linalg::thin_svd(&centred).unwrap_or_else(|e| panic!("{e}"));
+        for i in 0..12 {
+            let from_svd = s[i] * s[i] / 299.0;
+            let rel = (pca.explained_variance[i] - from_svd).abs() / from_svd;
+            assert!(
+                rel < 1e-6,
+                "eigenvalue {i}: {} vs {from_svd}",
+                pca.explained_variance[i]
+            );
+            for j in 0..12 {
+                let a = pca.components[[j, i]];
+                let b = vt[[i, j]];
+                assert!(
+                    (a - b).abs() < 1e-6 * (1.0 + b.abs()),
+                    "loading {j} of component {i}: {a} vs {b}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn threshold_counts_and_projection_shapes() {
+        let x = random(100, 6, 2);
+        let pca = Pca::fit(&x).unwrap_or_else(|e| panic!("{e}"));
+        let ratios = pca.ratios();
+        assert!((ratios.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        assert!(ratios.windows(2).all(|w| w[0] >= w[1]));
+        assert_eq!(pca.components_for(1.0), 6);
+        assert_eq!(pca.components_for(ratios[0] * 0.5), 1);
+        let scores = pca.transform(&x, 3).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(scores.dim(), (100, 3));
+        // Scores of the first component have the first eigenvalue as variance.
+        let var = scores.column(0).mapv(|v| v * v).sum() / 99.0;
+        assert!((var - pca.explained_variance[0]).abs() < 1e-9 * var.max(1.0));
+    }
+}
