@@ -12,6 +12,7 @@ pub mod fma_files;
 pub mod fma_format;
 pub mod ingest;
 pub mod kind;
+pub mod knn;
 pub mod linalg;
 pub mod lsi;
 pub mod metrics;
@@ -35,5 +36,6 @@ pub fn catalog() -> Vec<Arc<dyn StageKind>> {
         Arc::new(Kind::<standardize::Standardize>::new()),
         Arc::new(Kind::<pca::PcaStage>::new()),
         Arc::new(Kind::<lsi::Lsi>::new()),
+        Arc::new(Kind::<knn::Knn>::new()),
     ]
 }

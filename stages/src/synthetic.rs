@@ -29,9 +29,17 @@ use crate::kind::{check_range, InputSpec, OutputSpec, ParamError, Params, Stage,
 /// Tracks per block; each block has its own generator so threads never change the output.
 const BLOCK: usize = 512;
 /// Rank of the correlated structure shared by all tracks.
-const LATENT_RANK: usize = 260;
-/// Latent factors each feature column loads on.
-const LOADINGS_PER_FEATURE: usize = 24;
+const LATENT_RANK: usize = 170;
+/// Mean number of tracks per album.
+const ALBUM_MEAN_TRACKS: f64 = 3.0;
+/// Share of tracks that carry their album's genres (the rest are labelled on their own).
+const ALBUM_GENRE_SHARE: f64 = 0.5;
+/// Weights of the album's and the track's own position in the shared latent space.
+const ALBUM_WEIGHT: f32 = 0.8;
+const TRACK_WEIGHT: f32 = 0.5;
+/// Weight of the genre-dependent means and of the per-column noise.
+const GENRE_WEIGHT: f32 = 0.35;
+const NOISE: f32 = 0.33;
 
 /// Parameters of `synthetic_fma`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -103,7 +111,16 @@ pub fn real_taxonomy() -> Taxonomy {
     Taxonomy::new(genres)
 }
 
+struct Album {
+    genres: Vec<usize>,
+    factors: Vec<f32>,
+    album_id: i64,
+    artist_id: i64,
+}
+
 struct Track {
+    album_id: i64,
+    artist_id: i64,
     id: i64,
     genres: Vec<i32>,
     genres_all: Vec<i32>,
@@ -164,18 +181,20 @@ impl Model {
             .collect();
         let loadings = (0..FEATURE_COUNT)
             .map(|_| {
-                (0..LOADINGS_PER_FEATURE)
-                    .map(|_| {
-                        let factor = rng.random_range(0..LATENT_RANK);
+                // Dense loadings: every column mixes every factor, so the spectrum of the
+                // features follows the factor scales (real audio statistics are strongly
+                // correlated across coefficients).
+                (0..LATENT_RANK)
+                    .map(|factor| {
                         let weight: f32 = rng.sample(StandardNormal);
-                        (factor, weight / (LOADINGS_PER_FEATURE as f32).sqrt())
+                        (factor, weight / (LATENT_RANK as f32).sqrt())
                     })
                     .collect()
             })
             .collect();
         // A slowly decaying spectrum, as in real audio features.
         let factor_scale = (0..LATENT_RANK)
-            .map(|k| 2.2 * ((k + 1) as f32).powf(-0.32))
+            .map(|k| 2.2 * ((k + 1) as f32).powf(-0.3))
             .collect();
         let groups = FEATURE_COUNT / STATISTICS.len();
         let group_location = (0..groups)
@@ -204,30 +223,56 @@ impl Model {
             .min(self.cumulative.len() - 1)
     }
 
-    fn track(&self, id: i64, rng: &mut ChaCha8Rng) -> Track {
-        let genres_pos = if rng.random::<f64>() < 0.02 {
-            Vec::new()
-        } else {
-            let count = match rng.random::<f64>() {
-                x if x < 0.58 => 1,
-                x if x < 0.84 => 2,
-                x if x < 0.95 => 3,
-                _ => 4,
-            };
-            let first = self.sample_genre(rng);
-            let mut chosen = vec![first];
-            let top = self.taxonomy.genres[first].top_level;
-            let mut attempts = 0;
-            while chosen.len() < count && attempts < 50 {
-                attempts += 1;
-                let g = self.sample_genre(rng);
-                // Co-occurring genres mostly share a top level.
-                let same_family = self.taxonomy.genres[g].top_level == top;
-                if !chosen.contains(&g) && (same_family || rng.random::<f64>() < 0.3) {
-                    chosen.push(g);
-                }
+    fn sample_genres(&self, rng: &mut ChaCha8Rng) -> Vec<usize> {
+        if rng.random::<f64>() < 0.02 {
+            return Vec::new();
+        }
+        let count = match rng.random::<f64>() {
+            x if x < 0.58 => 1,
+            x if x < 0.84 => 2,
+            x if x < 0.95 => 3,
+            _ => 4,
+        };
+        let first = self.sample_genre(rng);
+        let mut chosen = vec![first];
+        let top = self.taxonomy.genres[first].top_level;
+        let mut attempts = 0;
+        while chosen.len() < count && attempts < 50 {
+            attempts += 1;
+            let g = self.sample_genre(rng);
+            // Co-occurring genres mostly share a top level.
+            let same_family = self.taxonomy.genres[g].top_level == top;
+            if !chosen.contains(&g) && (same_family || rng.random::<f64>() < 0.3) {
+                chosen.push(g);
             }
-            chosen
+        }
+        chosen
+    }
+
+    /// An album: its genres and where its tracks sit in feature space. Tracks of one album
+    /// sound alike and mostly share genres, as in the real archive; this is what makes the
+    /// single nearest neighbour the best predictor there.
+    fn album(&self, seed: u64, index: usize) -> Album {
+        let mut rng = block_rng(seed ^ 0x00a1_b0a1, index);
+        let genres = self.sample_genres(&mut rng);
+        let factors = self
+            .factor_scale
+            .iter()
+            .map(|s| s * rng.sample::<f32, _>(StandardNormal))
+            .collect();
+        Album {
+            genres,
+            factors,
+            album_id: index as i64 + 1,
+            artist_id: rng.random_range(1..30_000),
+        }
+    }
+
+    fn track(&self, id: i64, album: &Album, rng: &mut ChaCha8Rng) -> Track {
+        let genres_pos = if rng.random::<f64>() < ALBUM_GENRE_SHARE {
+            album.genres.clone()
+        } else {
+            self.sample_genres(rng)
         };
         let mut genres: Vec<i32> = genres_pos
             .iter()
@@ -246,7 +291,7 @@ impl Model {
             .collect();
         let genre_top = (tops.len() == 1).then(|| tops.into_iter().next()).flatten();
 
-        let latent = self.latent(rng, &genres_all);
+        let latent = self.latent(rng, &genres_all, &album.factors);
         let features = self.statistics(&latent);
         let boost = if genres_all.is_empty() { 0.0 } else { 0.3 };
         let listens: f64 = LogNormal::new(6.2 + boost, 1.6).map_or(100.0, |d| d.sample(rng));
@@ -258,14 +303,19 @@ impl Model {
             genre_top,
             features,
             listens,
+            album_id: album.album_id,
+            artist_id: album.artist_id,
         }
     }
 
-    fn latent(&self, rng: &mut ChaCha8Rng, genres_all: &[i32]) -> Vec<f32> {
+    fn latent(&self, rng: &mut ChaCha8Rng, genres_all: &[i32], album: &[f32]) -> Vec<f32> {
         let factors: Vec<f32> = self
             .factor_scale
             .iter()
-            .map(|s| s * rng.sample::<f32, _>(StandardNormal))
+            .zip(album)
+            .map(|(s, a)| {
+                ALBUM_WEIGHT * a + TRACK_WEIGHT * s * rng.sample::<f32, _>(StandardNormal)
+            })
             .collect();
         let weight = 1.0 / (genres_all.len().max(1) as f32).sqrt();
         (0..FEATURE_COUNT)
@@ -277,8 +327,8 @@ impl Model {
                     .map(|p| self.genre_means[p][j])
                     .sum::<f32>()
                     * weight;
-                let noise: f32 = rng.sample::<f32, _>(StandardNormal) * 0.45;
-                shared + 1.2 * signal + noise
+                let noise: f32 = rng.sample::<f32, _>(StandardNormal) * NOISE;
+                shared + GENRE_WEIGHT * signal + noise
             })
             .collect()
     }
@@ -348,6 +398,19 @@ pub fn generate(
             id
         })
         .collect();
+    // Albums of geometric size, assigned in order, so each block knows its tracks' albums.
+    let mut album_of = Vec::with_capacity(ids.len());
+    let mut album = 0usize;
+    let mut left = 0usize;
+    for _ in &ids {
+        if left == 0 {
+            album += 1;
+            let u: f64 = id_rng.random::<f64>().max(1e-12);
+            left = 1 + (u.ln() / (1.0 - 1.0 / ALBUM_MEAN_TRACKS).ln()) as usize;
+        }
+        left -= 1;
+        album_of.push(album);
+    }
     let blocks: Vec<&[i64]> = ids.chunks(BLOCK).collect();
 
     let features_path = dir.join("features.csv");
@@ -379,7 +442,21 @@ pub fn generate(
             .enumerate()
             .map(|(offset, ids)| {
                 let mut rng = block_rng(params.seed, first_block + offset);
-                let tracks: Vec<Track> = ids.iter().map(|&id| model.track(id, &mut rng)).collect();
+                let first = (first_block + offset) * BLOCK;
+                let mut current: Option<(usize, Album)> = None;
+                let tracks: Vec<Track> = ids
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &id)| {
+                        let index = album_of[first + i];
+                        if current.as_ref().is_none_or(|(a, _)| *a != index) {
+                            current = None;
+                        }
+                        let (_, album) =
+                            current.get_or_insert_with(|| (index, model.album(params.seed, index)));
+                        model.track(id, album, &mut rng)
+                    })
+                    .collect();
                 let mut text = String::with_capacity(tracks.len() * FEATURE_COUNT * 14);
                 for t in &tracks {
                     text.push_str(&t.id.to_string());
@@ -541,8 +618,8 @@ fn tags(rng: &mut ChaCha8Rng) -> String {
 }
 
 fn track_row(taxonomy: &Taxonomy, track: &Track, rng: &mut ChaCha8Rng) -> Vec<String> {
-    let artist_id = rng.random_range(1..30_000);
-    let album_id = rng.random_range(1..20_000);
+    let artist_id = track.artist_id;
+    let album_id = track.album_id;
     let split = match rng.random::<f64>() {
         x if x < 0.8 => "training",
         x if x < 0.9 => "validation",
