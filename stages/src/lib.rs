@@ -13,11 +13,13 @@ pub mod fma_format;
 pub mod ingest;
 pub mod kind;
 pub mod knn;
+pub mod lda;
 pub mod linalg;
 pub mod lsi;
 pub mod metrics;
 pub mod parquet_io;
 pub mod pca;
+pub mod special;
 pub mod standardize;
 pub mod synthetic;
 
@@ -37,5 +39,6 @@ pub fn catalog() -> Vec<Arc<dyn StageKind>> {
         Arc::new(Kind::<pca::PcaStage>::new()),
         Arc::new(Kind::<lsi::Lsi>::new()),
         Arc::new(Kind::<knn::Knn>::new()),
+        Arc::new(Kind::<lda::LdaStage>::new()),
     ]
 }
