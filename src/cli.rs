@@ -89,6 +89,15 @@ pub enum Command {
     },
     /// Validate the pipeline file and exit.
     Check,
+    /// Print the evaluate stage's metrics, or their differences from another run's.
+    Metrics {
+        /// Another run's `metrics.json` to compare with.
+        #[arg(long, value_name = "OTHER_METRICS_JSON")]
+        diff: Option<PathBuf>,
+        /// The metrics file (default: the evaluate stage's published `metrics.json`).
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
 }
 
 /// Runs the parsed command line and returns the exit code.
@@ -101,6 +110,28 @@ pub fn execute(cli: Cli) -> anyhow::Result<Exit> {
                 print_out(&format!("{}\n", serde_json::to_string_pretty(&inspection)?))
             } else {
                 print_out(&inspection.render())
+            }
+        }
+        Command::Metrics { diff, file } => {
+            let file = match file {
+                Some(file) => file,
+                None => {
+                    let config = load(&cli.config, &registry)?;
+                    let stage = config
+                        .stages
+                        .iter()
+                        .find(|s| s.kind.name() == "evaluate")
+                        .map_or("evaluate", |s| s.id.as_str());
+                    config.outputs_dir.join(stage).join("metrics.json")
+                }
+            };
+            let this = crate::metrics_view::flatten(&crate::metrics_view::load(&file)?);
+            match diff {
+                Some(other) => {
+                    let other = crate::metrics_view::flatten(&crate::metrics_view::load(&other)?);
+                    print_out(&crate::metrics_view::render_diff(&this, &other))
+                }
+                None => print_out(&crate::metrics_view::render(&this)),
             }
         }
         Command::Check => {

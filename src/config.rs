@@ -215,11 +215,32 @@ impl Config {
             .collect();
         for (stage, inputs) in parsed.iter_mut().zip(raw_inputs) {
             let mut resolved = Vec::new();
-            for (text, span) in inputs {
-                match resolve_input(&stage.id.0, &text, &root, &names, &outputs_of) {
-                    Ok(input) => resolved.push(input),
-                    Err(kind) => errors.push(Some(Span::new(span)), kind),
+            let mut unresolved = false;
+            for (text, span) in &inputs {
+                match resolve_input(&stage.id.0, text, &root, &names, &outputs_of) {
+                    Ok(input) => resolved.extend(input),
+                    Err(kind) => {
+                        unresolved = true;
+                        errors.push(Some(Span::new(span.clone())), kind);
+                    }
                 }
+            }
+            let spec = stage.kind.inputs(&stage.params);
+            if !unresolved && !spec.accepts(resolved.len()) {
+                let span = inputs.first().map(|(_, s)| s.clone());
+                let mut expected = spec.slots.join(", ");
+                if spec.variadic {
+                    expected.push_str(", ...");
+                }
+                errors.push(
+                    span.map(Span::new),
+                    ConfigErrorKind::InputCount {
+                        stage: stage.id.0.clone(),
+                        kind: stage.kind.name().to_owned(),
+                        expected,
+                        got: resolved.len(),
+                    },
+                );
             }
             stage.inputs = resolved;
         }
@@ -393,27 +414,6 @@ fn parse_stage(
     if !ok {
         return None;
     }
-    let spec = kind.inputs(&params);
-    if !spec.accepts(inputs.len()) {
-        let span = table
-            .iter()
-            .find(|(k, _)| k.get_ref() == "inputs")
-            .map_or(header.clone(), |(_, v)| v.span());
-        let mut expected = spec.slots.join(", ");
-        if spec.variadic {
-            expected.push_str(", ...");
-        }
-        errors.push(
-            Some(Span::new(span)),
-            ConfigErrorKind::InputCount {
-                stage: stage.to_owned(),
-                kind: kind.name().to_owned(),
-                expected,
-                got: inputs.len(),
-            },
-        );
-        return None;
-    }
     let outputs = kind.outputs(&params);
     let external_outputs = kind.external_outputs(&params, root);
     if let Some(external) = &external_outputs {
@@ -486,13 +486,14 @@ fn push_param_error(
     }
 }
 
+/// Resolves one `inputs` entry; `STAGE:*` stands for every output of `STAGE`, in order.
 fn resolve_input(
     stage: &str,
     text: &str,
     root: &Path,
     stages: &[&str],
     outputs_of: &BTreeMap<String, Vec<String>>,
-) -> Result<InputRef, ConfigErrorKind> {
+) -> Result<Vec<InputRef>, ConfigErrorKind> {
     if let Some((upstream, output)) = split_reference(text) {
         if upstream == stage {
             return Err(ConfigErrorKind::SelfDependency {
@@ -506,6 +507,19 @@ fn resolve_input(
                 suggestion: suggest(upstream, stages.iter().copied()),
             });
         }
+        if output == "*" {
+            return Ok(outputs_of
+                .get(upstream)
+                .map(|all| {
+                    all.iter()
+                        .map(|o| InputRef::Upstream {
+                            stage: StageId(upstream.to_owned()),
+                            output: o.clone(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default());
+        }
         // A stage that failed its own validation has no known outputs; its error is
         // reported already, so do not pile a second one on its dependents.
         if let Some(available) = outputs_of.get(upstream) {
@@ -518,10 +532,10 @@ fn resolve_input(
                 });
             }
         }
-        return Ok(InputRef::Upstream {
+        return Ok(vec![InputRef::Upstream {
             stage: StageId(upstream.to_owned()),
             output: output.to_owned(),
-        });
+        }]);
     }
     let path = root.join(text);
     if !path.is_file() {
@@ -530,10 +544,10 @@ fn resolve_input(
             path: text.to_owned(),
         });
     }
-    Ok(InputRef::File {
+    Ok(vec![InputRef::File {
         display: text.to_owned(),
         path,
-    })
+    }])
 }
 
 /// `"stage:output"` -> `("stage", "output")`; file paths (with `/` or `.`) are not references.
@@ -544,7 +558,7 @@ fn split_reference(text: &str) -> Option<(&str, &str)> {
             && s.chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
     };
-    (plain(stage) && plain(output)).then_some((stage, output))
+    (plain(stage) && (plain(output) || output == "*")).then_some((stage, output))
 }
 
 fn toml_to_json(value: &toml::Value) -> Option<Value> {

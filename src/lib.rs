@@ -18,6 +18,7 @@ pub mod inspect;
 pub mod lockfile;
 pub mod logging;
 pub mod manifest;
+pub mod metrics_view;
 pub mod plan;
 pub mod publish;
 pub mod raw_config;

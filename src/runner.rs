@@ -383,6 +383,7 @@ fn start(
         .clone()
         .ok_or_else(|| "stage key unknown".to_owned())?;
     let inputs = input_paths(project, stage, done)?;
+    let input_names: Vec<String> = stage.inputs.iter().map(ToString::to_string).collect();
     let staging =
         publish::staging_dir(&project.cache, stage.id.as_str()).map_err(|e| e.to_string())?;
     let provenance = provenance(&key, &components);
@@ -399,6 +400,7 @@ fn start(
             let io = StageIo {
                 stage: &name,
                 inputs: &inputs,
+                input_names: &input_names,
                 out_dir: staging.path(),
                 provenance: &provenance,
                 cancel: &cancel,

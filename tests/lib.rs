@@ -11,3 +11,4 @@ mod cli;
 mod config_errors;
 mod engine;
 mod interop;
+mod report;

@@ -105,6 +105,8 @@ pub struct StageIo<'a> {
     pub stage: &'a str,
     /// Input files in declaration order.
     pub inputs: &'a [PathBuf],
+    /// Each input's name as declared (`pca:scores`, or a path), for labelling results.
+    pub input_names: &'a [String],
     /// A private, empty folder; the stage writes its declared outputs here.
     pub out_dir: &'a Path,
     /// Key-value pairs every Parquet artifact must carry (`pipeline.*`).

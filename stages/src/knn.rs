@@ -157,9 +157,8 @@ pub fn nearest(
             let end = (start + QUERY_BLOCK).min(queries.len);
             let mut best: Vec<Vec<(f32, i64, usize)>> =
                 vec![Vec::with_capacity(k + 1); end - start];
-            for t in 0..train.len {
+            for (t, &id) in train_ids.iter().enumerate().take(train.len) {
                 let row = train.row(t);
-                let id = train_ids[t];
                 for (q, heap) in (start..end).zip(best.iter_mut()) {
                     let d = distance(queries.row(q), row, metric);
                     if heap.len() == k {

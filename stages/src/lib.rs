@@ -7,6 +7,7 @@
 
 pub mod chart;
 pub mod error;
+pub mod evaluate;
 pub mod explore;
 pub mod fma_files;
 pub mod fma_format;
@@ -19,6 +20,7 @@ pub mod lsi;
 pub mod metrics;
 pub mod parquet_io;
 pub mod pca;
+pub mod report;
 pub mod special;
 pub mod standardize;
 pub mod synthetic;
@@ -40,5 +42,7 @@ pub fn catalog() -> Vec<Arc<dyn StageKind>> {
         Arc::new(Kind::<lsi::Lsi>::new()),
         Arc::new(Kind::<knn::Knn>::new()),
         Arc::new(Kind::<lda::LdaStage>::new()),
+        Arc::new(Kind::<evaluate::Evaluate>::new()),
+        Arc::new(Kind::<report::Report>::new()),
     ]
 }

@@ -1,0 +1,427 @@
+//! `report`: one self-contained HTML page with every figure and table of the analysis.
+//!
+//! Figures are inlined SVG, styles and the one script are inline, and a Content Security
+//! Policy forbids any request, so the page opens offline from a file. Each section says in
+//! one sentence what it shows and which stage, parameters and cache key it came from. The
+//! script marks on `<body>` how many figures rendered, for the browser test.
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::evaluate::{gather, StageResults};
+use crate::kind::{InputSpec, OutputSpec, Params, Stage, StageIo};
+use crate::parquet_io::read_batches;
+
+/// Parameters of `report`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportParams {
+    /// The page title.
+    pub title: String,
+}
+
+impl Default for ReportParams {
+    fn default() -> Self {
+        Self {
+            title: "Music genres in the Free Music Archive".into(),
+        }
+    }
+}
+
+impl Params for ReportParams {}
+
+/// The report stage.
+pub struct Report;
+
+impl Stage for Report {
+    type Params = ReportParams;
+    const KIND: &'static str = "report";
+    const SOURCES: &'static [&'static str] = &["report.rs", "evaluate.rs", "parquet_io.rs"];
+
+    fn inputs(_: &Self::Params) -> InputSpec {
+        InputSpec::variadic("results")
+    }
+
+    fn outputs(_: &Self::Params) -> Vec<OutputSpec> {
+        vec![OutputSpec::new("html", "index.html")]
+    }
+
+    fn run(params: &Self::Params, io: &StageIo<'_>) -> Result<()> {
+        let stages = gather(io)?;
+        let mut page = Page::default();
+        // Sections in the order of the analysis, whatever order the inputs came in.
+        let order = [
+            "explore",
+            "pca",
+            "lsi",
+            "lda",
+            "knn",
+            "classifier",
+            "autoencoder",
+            "encoded_classifier",
+        ];
+        for kind in order {
+            for (name, results) in stages.iter().filter(|(_, r)| r.kind() == kind) {
+                match kind {
+                    "explore" => explore(&mut page, name, results)?,
+                    "pca" => pca(&mut page, name, results)?,
+                    "lsi" | "lda" => topics(&mut page, name, results)?,
+                    "knn" => knn(&mut page, name, results)?,
+                    _ => neural(&mut page, name, results)?,
+                }
+            }
+        }
+        let html = page.render(&params.title);
+        std::fs::write(io.output("index.html"), html)
+            .map_err(Error::io("write", &io.output("index.html")))
+    }
+}
+
+#[derive(Default)]
+struct Page {
+    body: String,
+    toc: Vec<(String, String)>,
+}
+
+fn esc(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+impl Page {
+    fn section(
+        &mut self,
+        id: &str,
+        title: &str,
+        sentence: &str,
+        name: &str,
+        results: &StageResults,
+    ) {
+        self.toc.push((id.to_owned(), title.to_owned()));
+        let key = results
+            .provenance
+            .get("pipeline.key")
+            .map_or("", String::as_str);
+        let params = results
+            .provenance
+            .get("pipeline.params")
+            .map_or("{}", String::as_str);
+        let _ = write!(
+            self.body,
+            "<section id=\"{id}\"><h2>{}</h2><p>{}</p><p class=\"prov\">stage <code>{}</code> (kind <code>{}</code>), parameters <code>{}</code>, cache key <code>{}</code></p>",
+            esc(title),
+            esc(sentence),
+            esc(name),
+            esc(results.kind()),
+            esc(params),
+            esc(&key[..key.len().min(16)])
+        );
+    }
+
+    fn end(&mut self) {
+        self.body.push_str("</section>\n");
+    }
+
+    fn figure(&mut self, results: &StageResults, output: &str, caption: &str) -> Result<()> {
+        let Some(path) = results.output(output) else {
+            return Ok(());
+        };
+        let svg = std::fs::read_to_string(path).map_err(Error::io("read", path))?;
+        let svg = svg.trim_start_matches(|c| c != '<');
+        let svg = svg
+            .strip_prefix("<?xml version=\"1.0\" encoding=\"UTF-8\"?>")
+            .unwrap_or(svg);
+        let _ = write!(
+            self.body,
+            "<figure>{svg}<figcaption>{}</figcaption></figure>",
+            esc(caption)
+        );
+        Ok(())
+    }
+
+    fn table(&mut self, header: &[&str], rows: &[Vec<String>]) {
+        self.body.push_str("<table><thead><tr>");
+        for h in header {
+            let _ = write!(self.body, "<th>{}</th>", esc(h));
+        }
+        self.body.push_str("</tr></thead><tbody>");
+        for row in rows {
+            self.body.push_str("<tr>");
+            for cell in row {
+                let _ = write!(self.body, "<td>{}</td>", esc(cell));
+            }
+            self.body.push_str("</tr>");
+        }
+        self.body.push_str("</tbody></table>");
+    }
+
+    fn paragraph(&mut self, text: &str) {
+        let _ = write!(self.body, "<p>{}</p>", esc(text));
+    }
+
+    fn list(&mut self, items: &[String]) {
+        self.body.push_str("<ol class=\"topics\">");
+        for item in items {
+            let _ = write!(self.body, "<li><code>{}</code></li>", esc(item));
+        }
+        self.body.push_str("</ol>");
+    }
+
+    fn render(&self, title: &str) -> String {
+        let mut toc = String::new();
+        for (id, t) in &self.toc {
+            let _ = write!(toc, "<li><a href=\"#{id}\">{}</a></li>", esc(t));
+        }
+        format!(
+            r#"<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 980px; margin: 2em auto; padding: 0 1em; color: #222; line-height: 1.45; }}
+h1 {{ font-size: 1.7em; }} h2 {{ border-bottom: 1px solid #ddd; padding-bottom: .2em; margin-top: 2em; }}
+figure {{ margin: 1em 0; }} figure svg {{ max-width: 100%; height: auto; }} figcaption {{ color: #555; font-size: .9em; }}
+table {{ border-collapse: collapse; margin: .8em 0; font-size: .9em; }} td, th {{ border: 1px solid #ddd; padding: .25em .6em; text-align: left; }}
+.prov {{ color: #666; font-size: .85em; }} code {{ font-size: .9em; }} ol.topics code {{ white-space: normal; }}
+</style></head>
+<body>
+<h1>{title}</h1>
+<p>Every figure and table below was produced by a cached pipeline stage; each section names the stage, its parameters and its cache key.</p>
+<nav><ol>{toc}</ol></nav>
+{body}
+<script>
+(function () {{
+  var figures = document.querySelectorAll('figure svg');
+  var rendered = 0;
+  figures.forEach(function (svg) {{ var box = svg.getBoundingClientRect(); if (box.width > 0 && box.height > 0 && svg.childElementCount > 0) rendered++; }});
+  document.body.setAttribute('data-figures-total', String(figures.length));
+  document.body.setAttribute('data-figures-rendered', String(rendered));
+}})();
+</script>
+</body></html>
+"#,
+            title = esc(title),
+            body = self.body
+        )
+    }
+}
+
+fn num(v: Option<&Value>) -> f64 {
+    v.and_then(Value::as_f64).unwrap_or(f64::NAN)
+}
+
+fn explore(page: &mut Page, name: &str, r: &StageResults) -> Result<()> {
+    page.section(&format!("{name}-genres"), "The most and least frequent genres", "Genre occurrence counts over all tracks: a few genres dominate and most are rare, so the labels are heavily imbalanced.", name, r);
+    if let Some(path) = r.output("top_bottom") {
+        let (schema, batches) = read_batches(path)?;
+        let mut rows = Vec::new();
+        for batch in &batches {
+            let column = |n: &str| schema.index_of(n).ok().map(|i| batch.column(i).clone());
+            if let (Some(list), Some(rank), Some(genre), Some(tracks)) = (
+                column("list"),
+                column("rank"),
+                column("genre"),
+                column("tracks"),
+            ) {
+                for i in 0..batch.num_rows() {
+                    let cell = |a: &arrow_array::ArrayRef| arrow_cast_string(a, i);
+                    rows.push(vec![cell(&list), cell(&rank), cell(&genre), cell(&tracks)]);
+                }
+            }
+        }
+        page.table(&["list", "rank", "genre", "tracks"], &rows);
+    }
+    page.figure(r, "top_genres_figure", "The ten most frequent genres.")?;
+    page.figure(r, "bottom_genres_figure", "The ten least frequent genres.")?;
+    page.end();
+    page.section(
+        &format!("{name}-occurrence"),
+        "How often genres occur",
+        "A histogram of per-genre track counts (50 bins): most genres occur on few tracks.",
+        name,
+        r,
+    );
+    page.figure(
+        r,
+        "occurrence_figure",
+        "Histogram of genre occurrence counts.",
+    )?;
+    page.end();
+    page.section(
+        &format!("{name}-listens"),
+        "Listens",
+        "The distribution of listens per track (log scale): popularity is heavy-tailed.",
+        name,
+        r,
+    );
+    page.figure(r, "listens_figure", "Histogram of log10(listens + 1).")?;
+    page.end();
+    Ok(())
+}
+
+fn arrow_cast_string(array: &arrow_array::ArrayRef, i: usize) -> String {
+    use arrow_array::Array;
+    let any = array.as_any();
+    if let Some(a) = any.downcast_ref::<arrow_array::StringArray>() {
+        return a.value(i).to_owned();
+    }
+    if let Some(a) = any.downcast_ref::<arrow_array::Int64Array>() {
+        return a.value(i).to_string();
+    }
+    if let Some(a) = any.downcast_ref::<arrow_array::UInt32Array>() {
+        return a.value(i).to_string();
+    }
+    if let Some(a) = any.downcast_ref::<arrow_array::Float64Array>() {
+        return format!("{:.4}", a.value(i));
+    }
+    if array.is_null(i) {
+        String::new()
+    } else {
+        "?".into()
+    }
+}
+
+fn pca(page: &mut Page, name: &str, r: &StageResults) -> Result<()> {
+    let m = r.metrics.as_ref();
+    let k = m
+        .and_then(|m| m.get("components_for_threshold"))
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let t = num(m.and_then(|m| m.get("threshold")));
+    let kept = m
+        .and_then(|m| m.get("n_components"))
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let share = num(m.and_then(|m| m.get("explained_by_kept")));
+    page.section(name, "PCA of the audio features", &format!("Cumulative explained variance of the z-scored features against the number of principal components: {k} components explain {:.0}% of the variance; the {kept} kept explain {:.1}%.", t * 100.0, share * 100.0), name, r);
+    page.figure(
+        r,
+        "figure",
+        "Cumulative explained variance ratio against components.",
+    )?;
+    page.end();
+    Ok(())
+}
+
+fn topics(page: &mut Page, name: &str, r: &StageResults) -> Result<()> {
+    let m = r.metrics.as_ref();
+    let printed: Vec<String> = m
+        .and_then(|m| m.get("topics_text").or_else(|| m.get("topics")))
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    if r.kind() == "lsi" {
+        let correct = m
+            .and_then(|m| m.get("topics_for_threshold"))
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        let original = m
+            .and_then(|m| m.get("topics_for_threshold_original_method"))
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        let t = num(m.and_then(|m| m.get("threshold")));
+        page.section(name, "LSI of the genre space", &format!("Cumulative variance of the genre space explained by LSI topics: {correct} topics reach {:.0}% when computed from squared singular values; the original method (unsquared, off by one) reads {original}.", t * 100.0), name, r);
+        page.figure(
+            r,
+            "figure",
+            "Cumulative share against topics, correct and as the original computed it.",
+        )?;
+        page.paragraph(
+            "The first topics, as gensim prints them (signs of singular vectors are arbitrary):",
+        );
+        page.list(&printed);
+    } else {
+        let bound = num(m.and_then(|m| m.get("per_word_bound")));
+        let perplexity = num(m.and_then(|m| m.get("perplexity")));
+        page.section(name, "LDA topics of the genre space", &format!("Latent Dirichlet allocation groups genres into topics with positive weights; final per-word bound {bound:.3} (perplexity {perplexity:.2})."), name, r);
+        page.figure(r, "figure", "Per-word bound after each pass.")?;
+        page.paragraph("The first ten topics, as gensim prints them:");
+        page.list(&printed.into_iter().take(10).collect::<Vec<_>>());
+    }
+    page.end();
+    Ok(())
+}
+
+fn knn(page: &mut Page, name: &str, r: &StageResults) -> Result<()> {
+    let m = r.metrics.as_ref();
+    let best = m
+        .and_then(|m| m.get("k_best"))
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let jb = num(m.and_then(|m| m.get("jaccard_best")));
+    page.section(name, &format!("k-NN genre prediction: {name}"), &format!("Mean Jaccard index (± std over random splits) of k-nearest-neighbour predictions against k; the best is k = {best} with {jb:.3}."), name, r);
+    page.figure(r, "jaccard_figure", "Mean Jaccard index against k.")?;
+    let arr = |key: &str| -> Vec<f64> {
+        m.and_then(|m| m.get(key))
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_f64).collect())
+            .unwrap_or_default()
+    };
+    let (jm, js, one) = (
+        arr("jaccard_mean"),
+        arr("jaccard_std"),
+        arr("at_least_one_right"),
+    );
+    let rows: Vec<Vec<String>> = (0..jm.len())
+        .map(|i| {
+            vec![
+                (i + 1).to_string(),
+                format!("{:.4}", jm[i]),
+                format!("{:.4}", js.get(i).copied().unwrap_or(f64::NAN)),
+                format!("{:.1}%", one.get(i).copied().unwrap_or(f64::NAN) * 100.0),
+            ]
+        })
+        .collect();
+    page.table(
+        &["k", "mean Jaccard", "std", "at least one label right"],
+        &rows,
+    );
+    page.figure(
+        r,
+        "histogram_figure",
+        "Per-track Jaccard index at the best k (first split).",
+    )?;
+    page.figure(
+        r,
+        "true_labels_figure",
+        "Mean Jaccard index against the number of true labels.",
+    )?;
+    page.end();
+    Ok(())
+}
+
+fn neural(page: &mut Page, name: &str, r: &StageResults) -> Result<()> {
+    page.section(
+        name,
+        &format!("Neural network: {name}"),
+        "Training curves and evaluation of the network.",
+        name,
+        r,
+    );
+    for (output, caption) in [
+        ("loss_figure", "Loss per epoch, training and held out."),
+        (
+            "threshold_figure",
+            "Jaccard index against the output threshold.",
+        ),
+        (
+            "per_genre_figure",
+            "Per-genre accuracy against precision and recall at the best threshold.",
+        ),
+    ] {
+        page.figure(r, output, caption)?;
+    }
+    page.end();
+    Ok(())
+}
