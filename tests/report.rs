@@ -11,6 +11,15 @@ fn small_default_pipeline() -> String {
     config
         .replace("tracks = 8000", "tracks = 1500")
         .replace("kind = \"lda\"", "kind = \"lda\"\npasses = 2")
+        .replace("kind = \"classifier\"", "kind = \"classifier\"\nepochs = 2")
+        .replace(
+            "kind = \"autoencoder\"",
+            "kind = \"autoencoder\"\nepochs = 2",
+        )
+        .replace(
+            "kind = \"encoded_classifier\"",
+            "kind = \"encoded_classifier\"\nepochs = 2",
+        )
 }
 
 #[test]
@@ -105,4 +114,91 @@ fn the_report_renders_every_figure_offline_and_metrics_diff() {
     let text = stdout(&diff);
     assert!(text.contains("knn_full.k_best"), "{text}");
     assert!(text.contains("1 of "), "{text}");
+}
+
+#[test]
+fn neural_stages_are_reproducible_byte_for_byte() {
+    let config = r#"
+[stages.source]
+kind = "synthetic_fma"
+tracks = 400
+
+[stages.ingest]
+kind = "ingest"
+inputs = ["source:features", "source:tracks", "source:genres"]
+
+[stages.standardize]
+kind = "standardize"
+inputs = ["ingest:features", "ingest:tracks"]
+
+[stages.classifier]
+kind = "classifier"
+inputs = ["standardize:minmax", "ingest:labels_genres_all"]
+epochs = 2
+hidden = [64, 32]
+
+[stages.autoencoder]
+kind = "autoencoder"
+inputs = ["standardize:minmax"]
+epochs = 2
+encoder = [64, 16]
+
+[stages.encoded_classifier]
+kind = "encoded_classifier"
+inputs = ["standardize:minmax", "ingest:labels_genres_all", "autoencoder:encoder"]
+epochs = 2
+hidden = [32]
+"#;
+    let p = Project::new(config);
+    let out = p.pipeline(&["run"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let files = [
+        "outputs/classifier/weights.safetensors",
+        "outputs/classifier/metrics.json",
+        "outputs/autoencoder/encoder.safetensors",
+        "outputs/autoencoder/metrics.json",
+        "outputs/encoded_classifier/weights.safetensors",
+        "outputs/encoded_classifier/metrics.json",
+    ];
+    let before: Vec<Vec<u8>> = files
+        .iter()
+        .map(|f| std::fs::read(p.file(f)).unwrap())
+        .collect();
+    let again = p.pipeline(&[
+        "run",
+        "--force",
+        "-j",
+        "1",
+        "classifier",
+        "autoencoder",
+        "encoded_classifier",
+    ]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(
+        stdout(&again).matches("ran").count() >= 3,
+        "{}",
+        stdout(&again)
+    );
+    for (file, bytes) in files.iter().zip(before) {
+        assert_eq!(
+            std::fs::read(p.file(file)).unwrap(),
+            bytes,
+            "{file} changed between identical runs"
+        );
+    }
+    let metrics: serde_json::Value =
+        serde_json::from_str(&p.read("outputs/autoencoder/metrics.json")).unwrap();
+    assert!(metrics["r2"].as_f64().unwrap().is_finite());
+    let metrics: serde_json::Value =
+        serde_json::from_str(&p.read("outputs/classifier/metrics.json")).unwrap();
+    assert_eq!(
+        metrics["jaccard_by_threshold"].as_array().unwrap().len(),
+        50
+    );
+    // The weights load as safetensors with the architecture in the metadata.
+    let (tensors, meta) =
+        stages::safetensors::read(&p.file("outputs/classifier/weights.safetensors")).unwrap();
+    assert_eq!(tensors["dense_0.weight"].shape, vec![64, 518]);
+    assert!(meta["architecture"].contains("relu"));
+    assert_eq!(meta["pipeline.stage"], "classifier");
 }

@@ -4,6 +4,7 @@
 //! cargo run --release -p pipeline-bench -- hash [SIZE_MB]        blake3 throughput on a file
 //! cargo run --release -p pipeline-bench -- noop [CONFIG] [RUNS]   no-op `run` and `status`
 //! cargo run --release -p pipeline-bench -- ingest [TRACKS]        synthetic CSV -> Parquet
+//! cargo run --release -p pipeline-bench -- nn                      MLP training samples/s
 //! ```
 //! Figures are wall-clock medians; the machines are shared and noisy, so compare ratios
 //! measured in one session.
@@ -23,7 +24,13 @@ fn main() -> Result<()> {
             args.get(2).map_or(Ok(20), |s| s.parse())?,
         ),
         Some("ingest") => ingest(args.get(1).map_or(Ok(106_574), |s| s.parse())?),
-        _ => bail!("usage: pipeline-bench hash [SIZE_MB] | noop [CONFIG] [RUNS] | ingest [TRACKS]"),
+        Some("nn") => {
+            nn(32)?;
+            nn(256)
+        }
+        _ => bail!(
+            "usage: pipeline-bench hash [SIZE_MB] | noop [CONFIG] [RUNS] | ingest [TRACKS] | nn"
+        ),
     }
 }
 
@@ -125,5 +132,29 @@ fn ingest(tracks: usize) -> Result<()> {
         "ingest (hash inputs + CSV -> Parquet + publish): {:.2} s",
         start.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+/// Training throughput of the genre classifier's network (518 -> 512 -> 512 -> 256 -> 164).
+fn nn(batch: usize) -> Result<()> {
+    use rand::SeedableRng;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+    let sizes = [518, 512, 512, 256, 164];
+    let mut net = stages::nn::Mlp::new(&sizes, 0.2, false, &mut rng);
+    let x: Vec<f32> = (0..batch * 518).map(|i| (i % 97) as f32 / 97.0).collect();
+    let y: Vec<f32> = (0..batch * 164)
+        .map(|i| f32::from(u8::from(i % 13 == 0)))
+        .collect();
+    let adam = stages::nn::Adam::new(1e-3);
+    let steps = (20_000 / batch).max(20);
+    let start = Instant::now();
+    for _ in 0..steps {
+        let out = net.forward(&x, batch, Some(&mut rng));
+        let (_, grad) = stages::nn::bce_with_logits(&out, &y);
+        net.backward(&grad, batch);
+        net.update(adam);
+    }
+    let rate = (steps * batch) as f64 / start.elapsed().as_secs_f64();
+    println!("classifier MLP, batch {batch}: {rate:.0} samples/s (one thread)");
     Ok(())
 }

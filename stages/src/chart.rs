@@ -244,3 +244,51 @@ pub fn bins(values: &[f64], count: usize) -> Vec<(f64, f64, f64)> {
         .map(|(i, c)| (lo + i as f64 * width, lo + (i + 1) as f64 * width, c))
         .collect()
 }
+
+/// Points of several named series as dots.
+pub fn scatter(
+    path: &Path,
+    title: &str,
+    series: &[(&str, Vec<(f64, f64)>)],
+    x_label: &str,
+    y_label: &str,
+) -> Result<()> {
+    register_font();
+    let err = chart_error(path);
+    let root = SVGBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+    let ys = series.iter().flat_map(|s| s.1.iter().map(|p| p.1));
+    let y0 = ys.fold(1.0f64, f64::min).min(0.9);
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, (FAMILY, 20))
+        .margin(12)
+        .x_label_area_size(45)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..1.02, y0 - 0.01..1.005)
+        .map_err(|e| err(e.to_string()))?;
+    chart
+        .configure_mesh()
+        .x_desc(x_label)
+        .y_desc(y_label)
+        .label_style((FAMILY, 13))
+        .draw()
+        .map_err(|e| err(e.to_string()))?;
+    let colors = [RGBColor(70, 110, 170), RGBColor(200, 90, 40)];
+    for (k, (name, points)) in series.iter().enumerate() {
+        let color = colors[k % colors.len()];
+        chart
+            .draw_series(points.iter().map(|p| Circle::new(*p, 3, color.filled())))
+            .map_err(|e| err(e.to_string()))?
+            .label(*name)
+            .legend(move |(x, y)| Circle::new((x + 8, y), 4, color.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font((FAMILY, 13))
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()
+        .map_err(|e| err(e.to_string()))?;
+    root.present().map_err(|e| err(e.to_string()))
+}

@@ -5,7 +5,9 @@
 //! One module per stage kind (`synthetic`, `fma_files`, `ingest`, `explore`, ...), plus the
 //! shared FMA file formats (`fma_format`), Parquet I/O (`parquet_io`) and charts (`chart`).
 
+pub mod autoencoder;
 pub mod chart;
+pub mod classifier;
 pub mod error;
 pub mod evaluate;
 pub mod explore;
@@ -18,9 +20,12 @@ pub mod lda;
 pub mod linalg;
 pub mod lsi;
 pub mod metrics;
+pub mod nn;
+pub mod nn_train;
 pub mod parquet_io;
 pub mod pca;
 pub mod report;
+pub mod safetensors;
 pub mod special;
 pub mod standardize;
 pub mod synthetic;
@@ -42,6 +47,9 @@ pub fn catalog() -> Vec<Arc<dyn StageKind>> {
         Arc::new(Kind::<lsi::Lsi>::new()),
         Arc::new(Kind::<knn::Knn>::new()),
         Arc::new(Kind::<lda::LdaStage>::new()),
+        Arc::new(Kind::<classifier::Classifier>::new()),
+        Arc::new(Kind::<autoencoder::Autoencoder>::new()),
+        Arc::new(Kind::<classifier::EncodedClassifier>::new()),
         Arc::new(Kind::<evaluate::Evaluate>::new()),
         Arc::new(Kind::<report::Report>::new()),
     ]

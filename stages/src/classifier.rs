@@ -1,0 +1,367 @@
+//! `classifier` and `encoded_classifier`: multi-label genre classifiers (the original's
+//! approaches 1 and 2).
+//!
+//! `classifier`: min-max features -> 512 relu -> dropout 0.2 -> 512 relu -> dropout ->
+//! 256 relu -> dropout -> one sigmoid per genre (every size a parameter), Adam, binary
+//! cross-entropy, batch 32, 20 epochs, 20% held out. `encoded_classifier`: the frozen encoder
+//! of `autoencoder` -> 1024 relu -> dropout 0.2 -> sigmoid outputs, 10 epochs; the frozen
+//! encoder has no dropout, so its codes are computed once and the head trains on them,
+//! which is the same computation as running the frozen layers every step.
+//! Both are scored on the held-out tracks by the threshold sweep of `nn_train.rs`.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::error::{Error, Result};
+use crate::kind::{check_range, InputSpec, OutputSpec, ParamError, Params, Stage, StageIo};
+use crate::nn::{Dense, Mlp};
+use crate::nn_train::{self, Training};
+use crate::parquet_io::read_matrix;
+
+/// Parameters of `classifier` and `encoded_classifier`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClassifierParams {
+    /// Hidden layer sizes.
+    pub hidden: Vec<usize>,
+    /// Dropout after each hidden layer.
+    pub dropout: f32,
+    /// Passes over the training tracks.
+    pub epochs: usize,
+    /// Tracks per Adam step.
+    pub batch: usize,
+    /// Adam's learning rate.
+    pub learning_rate: f32,
+    /// Share of tracks held out for evaluation.
+    pub holdout: f64,
+    /// Seed of initialisation, split, shuffling and dropout.
+    pub seed: u64,
+}
+
+impl Default for ClassifierParams {
+    fn default() -> Self {
+        Self {
+            hidden: vec![512, 512, 256],
+            dropout: 0.2,
+            epochs: 20,
+            batch: 32,
+            learning_rate: 1e-3,
+            holdout: 0.2,
+            seed: 42,
+        }
+    }
+}
+
+impl ClassifierParams {
+    fn encoded_default() -> Self {
+        Self {
+            hidden: vec![1024],
+            epochs: 10,
+            ..Self::default()
+        }
+    }
+}
+
+fn validate(p: &ClassifierParams) -> std::result::Result<(), ParamError> {
+    check_range("dropout", p.dropout, 0.0, 0.95)?;
+    check_range("epochs", p.epochs, 1, 100_000)?;
+    check_range("batch", p.batch, 1, 1_000_000)?;
+    check_range("learning_rate", p.learning_rate, 1e-9, 10.0)?;
+    check_range("holdout", p.holdout, 0.01, 0.9)?;
+    if p.hidden.contains(&0) {
+        return Err(ParamError::Invalid {
+            key: "hidden".into(),
+            message: "layer sizes must be positive".into(),
+        });
+    }
+    Ok(())
+}
+
+impl Params for ClassifierParams {
+    fn validate(&self) -> std::result::Result<(), ParamError> {
+        validate(self)
+    }
+}
+
+/// `encoded_classifier`'s parameters: the same fields, other defaults.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EncodedParams(pub ClassifierParams);
+
+impl Default for EncodedParams {
+    fn default() -> Self {
+        Self(ClassifierParams::encoded_default())
+    }
+}
+
+impl Params for EncodedParams {
+    fn validate(&self) -> std::result::Result<(), ParamError> {
+        validate(&self.0)
+    }
+}
+
+/// Features and labels aligned by track id, as f32 rows.
+pub struct Dataset {
+    /// Track ids.
+    pub ids: Vec<i64>,
+    /// Features, `ids.len() x x_width`.
+    pub x: Vec<f32>,
+    /// Feature count.
+    pub x_width: usize,
+    /// Labels, `ids.len() x y_width`.
+    pub y: Vec<f32>,
+    /// Label count.
+    pub y_width: usize,
+    /// Label names.
+    pub labels: Vec<String>,
+}
+
+/// Reads features and labels, keeping tracks present in both, in feature order.
+pub fn load(features: &Path, labels: &Path) -> Result<Dataset> {
+    let f = read_matrix(features)?;
+    let l = read_matrix(labels)?;
+    let row_of: HashMap<i64, usize> = l
+        .track_ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (*id, i))
+        .collect();
+    let (mut ids, mut x, mut y) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, id) in f.track_ids.iter().enumerate() {
+        if let Some(&r) = row_of.get(id) {
+            ids.push(*id);
+            x.extend(f.values.row(i).iter().map(|v| *v as f32));
+            y.extend(l.values.row(r).iter().map(|v| *v as f32));
+        }
+    }
+    if ids.len() < 10 {
+        return Err(Error::TooFew {
+            what: "tracks with both features and labels".into(),
+            needed: 10,
+            got: ids.len(),
+        });
+    }
+    Ok(Dataset {
+        ids,
+        x,
+        x_width: f.columns.len(),
+        y,
+        y_width: l.columns.len(),
+        labels: l.columns,
+    })
+}
+
+fn outputs() -> Vec<OutputSpec> {
+    vec![
+        OutputSpec::new("weights", "weights.safetensors"),
+        OutputSpec::new("curves", "curves.parquet"),
+        OutputSpec::new("thresholds", "thresholds.parquet"),
+        OutputSpec::new("per_genre", "per_genre.parquet"),
+        OutputSpec::new("metrics", "metrics.json"),
+        OutputSpec::new("loss_figure", "loss.svg"),
+        OutputSpec::new("threshold_figure", "thresholds.svg"),
+        OutputSpec::new("per_genre_figure", "per_genre.svg"),
+    ]
+}
+
+fn fit_and_score(
+    p: &ClassifierParams,
+    io: &StageIo<'_>,
+    data: &Dataset,
+    frozen_front: Option<Mlp>,
+) -> Result<()> {
+    let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
+    let (train, held) = nn_train::split(data.ids.len(), p.holdout, p.seed ^ 0x5917);
+    // With a frozen front, the head trains on its outputs (computed once).
+    let (x, x_width) = match &frozen_front {
+        Some(front) => {
+            let mut front = front.clone();
+            let all: Vec<usize> = (0..data.ids.len()).collect();
+            let mut codes =
+                Vec::with_capacity(data.ids.len() * front.layers.last().map_or(0, |l| l.n_out));
+            for chunk in all.chunks(1024) {
+                let rows: Vec<f32> = chunk
+                    .iter()
+                    .flat_map(|&r| {
+                        data.x[r * data.x_width..(r + 1) * data.x_width]
+                            .iter()
+                            .copied()
+                    })
+                    .collect();
+                codes.extend(front.forward(&rows, chunk.len(), None));
+            }
+            let width = front.layers.last().map_or(0, |l| l.n_out);
+            (codes, width)
+        }
+        None => (data.x.clone(), data.x_width),
+    };
+    let mut sizes = vec![x_width];
+    sizes.extend(&p.hidden);
+    sizes.push(data.y_width);
+    let mut head = Mlp::new(&sizes, p.dropout, false, &mut rng);
+    let training = Training {
+        epochs: p.epochs,
+        batch: p.batch,
+        lr: p.learning_rate,
+        seed: p.seed.wrapping_add(1),
+    };
+    let curves = nn_train::train(
+        &mut head,
+        io.stage,
+        (&x, x_width, &data.y, data.y_width),
+        (&train, &held),
+        training,
+        &|| io.check_cancelled(),
+    )?;
+    let outputs = nn_train::predict(&mut head, &x, x_width, &held);
+    let truth: Vec<f32> = held
+        .iter()
+        .flat_map(|&r| {
+            data.y[r * data.y_width..(r + 1) * data.y_width]
+                .iter()
+                .copied()
+        })
+        .collect();
+    let evaluation = nn_train::evaluate(&outputs, &truth, data.y_width);
+    // The saved network is the whole model: frozen front (if any) then the head.
+    let mut whole = frozen_front.map(|f| f.layers).unwrap_or_default();
+    for layer in &mut whole {
+        layer.frozen = true;
+    }
+    whole.extend(head.layers.clone());
+    let whole = Mlp::from_layers(whole);
+    let architecture = nn_train::architecture(&whole);
+    nn_train::save(
+        &io.output("weights.safetensors"),
+        &whole,
+        "dense_",
+        &architecture,
+        io.provenance,
+    )?;
+    nn_train::write_curves(io.out_dir, io.stage, &curves, io.provenance)?;
+    nn_train::write_evaluation(
+        io.out_dir,
+        io.stage,
+        &data.labels,
+        &evaluation,
+        json!({
+            "final_train_loss": curves.last().map(|c| c.0),
+            "final_held_out_loss": curves.last().map(|c| c.1),
+            "held_out_tracks": held.len(),
+            "architecture": architecture,
+        }),
+        io.provenance,
+    )
+}
+
+/// The direct classifier (approach 1).
+pub struct Classifier;
+
+impl Stage for Classifier {
+    type Params = ClassifierParams;
+    const KIND: &'static str = "classifier";
+    const SOURCES: &'static [&'static str] = &[
+        "classifier.rs",
+        "nn.rs",
+        "nn_train.rs",
+        "safetensors.rs",
+        "chart.rs",
+        "parquet_io.rs",
+        "metrics.rs",
+    ];
+
+    fn inputs(_: &Self::Params) -> InputSpec {
+        InputSpec::fixed(&["features", "labels"])
+    }
+
+    fn outputs(_: &Self::Params) -> Vec<OutputSpec> {
+        outputs()
+    }
+
+    fn run(params: &Self::Params, io: &StageIo<'_>) -> Result<()> {
+        let data = load(io.input(0, "features")?, io.input(1, "labels")?)?;
+        fit_and_score(params, io, &data, None)
+    }
+}
+
+/// The classifier on a frozen autoencoder's encoder (approach 2).
+pub struct EncodedClassifier;
+
+/// Loads the encoder layers saved by `autoencoder` (`encoder_0` ... with ReLU each).
+pub fn load_encoder(path: &Path) -> Result<Mlp> {
+    let (tensors, _) = crate::safetensors::read(path)?;
+    let mut layers = Vec::new();
+    for i in 0.. {
+        let (Some(w), Some(b)) = (
+            tensors.get(&format!("encoder_{i}.weight")),
+            tensors.get(&format!("encoder_{i}.bias")),
+        ) else {
+            break;
+        };
+        let (n_out, n_in) = (w.shape[0], w.shape[1]);
+        let mut weights = vec![0.0f32; n_in * n_out];
+        for o in 0..n_out {
+            for j in 0..n_in {
+                weights[j * n_out + o] = w.data[o * n_in + j];
+            }
+        }
+        layers.push(Dense::from_weights(
+            n_in,
+            n_out,
+            weights,
+            b.data.clone(),
+            true,
+            0.0,
+        ));
+    }
+    if layers.is_empty() {
+        return Err(Error::BadFile {
+            path: path.to_owned(),
+            message: "no `encoder_0.weight` tensor: not an encoder saved by the autoencoder stage"
+                .into(),
+        });
+    }
+    Ok(Mlp::from_layers(layers))
+}
+
+impl Stage for EncodedClassifier {
+    type Params = EncodedParams;
+    const KIND: &'static str = "encoded_classifier";
+    const SOURCES: &'static [&'static str] = &[
+        "classifier.rs",
+        "nn.rs",
+        "nn_train.rs",
+        "safetensors.rs",
+        "chart.rs",
+        "parquet_io.rs",
+        "metrics.rs",
+    ];
+
+    fn inputs(_: &Self::Params) -> InputSpec {
+        InputSpec::fixed(&["features", "labels", "encoder"])
+    }
+
+    fn outputs(_: &Self::Params) -> Vec<OutputSpec> {
+        outputs()
+    }
+
+    fn run(params: &Self::Params, io: &StageIo<'_>) -> Result<()> {
+        let data = load(io.input(0, "features")?, io.input(1, "labels")?)?;
+        let encoder = load_encoder(io.input(2, "encoder")?)?;
+        if encoder.layers.first().map(|l| l.n_in) != Some(data.x_width) {
+            return Err(Error::BadParam {
+                param: "inputs",
+                message: format!(
+                    "the encoder takes {} features, the data has {}",
+                    encoder.layers[0].n_in, data.x_width
+                ),
+            });
+        }
+        fit_and_score(&params.0, io, &data, Some(encoder))
+    }
+}
