@@ -4,6 +4,7 @@
 //! cargo run --release -p pipeline-bench -- hash [SIZE_MB]        blake3 throughput on a file
 //! cargo run --release -p pipeline-bench -- noop [CONFIG] [RUNS]   no-op `run` and `status`
 //! cargo run --release -p pipeline-bench -- ingest [TRACKS]        synthetic CSV -> Parquet
+//! cargo run --release -p pipeline-bench -- knn [QUERIES] [POINTS]   exact L1 neighbour search
 //! cargo run --release -p pipeline-bench -- nn                      MLP training samples/s
 //! ```
 //! Figures are wall-clock medians; the machines are shared and noisy, so compare ratios
@@ -24,12 +25,16 @@ fn main() -> Result<()> {
             args.get(2).map_or(Ok(20), |s| s.parse())?,
         ),
         Some("ingest") => ingest(args.get(1).map_or(Ok(106_574), |s| s.parse())?),
+        Some("knn") => knn(
+            args.get(1).map_or(Ok(1000), |s| s.parse())?,
+            args.get(2).map_or(Ok(106_000), |s| s.parse())?,
+        ),
         Some("nn") => {
             nn(32)?;
             nn(256)
         }
         _ => bail!(
-            "usage: pipeline-bench hash [SIZE_MB] | noop [CONFIG] [RUNS] | ingest [TRACKS] | nn"
+            "usage: pipeline-bench hash [SIZE_MB] | noop [CONFIG] [RUNS] | ingest [TRACKS] | knn [QUERIES] [POINTS] | nn"
         ),
     }
 }
@@ -156,5 +161,26 @@ fn nn(batch: usize) -> Result<()> {
     }
     let rate = (steps * batch) as f64 / start.elapsed().as_secs_f64();
     println!("classifier MLP, batch {batch}: {rate:.0} samples/s (one thread)");
+    Ok(())
+}
+
+/// Exact L1 neighbour search: `queries` queries against `points` points of 518 dimensions.
+fn knn(queries: usize, points: usize) -> Result<()> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2);
+    let values = stages::ndarray_matrix(points + queries, 518, |_, _| rng.random::<f64>());
+    let train_index: Vec<usize> = (0..points).collect();
+    let query_index: Vec<usize> = (points..points + queries).collect();
+    let train = stages::knn::Rows::gather(&values, &train_index);
+    let query = stages::knn::Rows::gather(&values, &query_index);
+    let ids: Vec<i64> = (0..points as i64).collect();
+    let start = Instant::now();
+    let found = stages::knn::nearest(&query, &train, &ids, 10, stages::knn::Metric::L1);
+    std::hint::black_box(found);
+    println!(
+        "knn: {queries} queries x {points} points x 518 dims (L1, k = 10) in {:.2} s on {} threads",
+        start.elapsed().as_secs_f64(),
+        rayon::current_num_threads()
+    );
     Ok(())
 }

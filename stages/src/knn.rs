@@ -120,24 +120,142 @@ impl Rows {
     }
 }
 
-#[inline]
-fn distance(a: &[f32], b: &[f32], metric: Metric) -> f32 {
-    let mut acc = [0.0f32; LANES];
-    for (x, y) in a.chunks_exact(LANES).zip(b.chunks_exact(LANES)) {
-        for l in 0..LANES {
-            let d = x[l] - y[l];
-            acc[l] += match metric {
-                Metric::L1 => d.abs(),
-                Metric::Sqeuclidean => d * d,
-            };
-        }
+#[inline(always)]
+fn lane<const L1: bool>(x: f32, y: f32) -> f32 {
+    let d = x - y;
+    if L1 {
+        d.abs()
+    } else {
+        d * d
     }
-    // A fixed reduction order keeps results identical across runs and threads.
+}
+
+#[inline(always)]
+fn reduce(acc: &[f32; LANES]) -> f32 {
+    // A fixed reduction order keeps results identical across runs, threads and CPUs.
     let mut sum = 0.0;
     for v in acc {
         sum += v;
     }
     sum
+}
+
+#[inline(always)]
+fn distance<const L1: bool>(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    for (x, y) in a.chunks_exact(LANES).zip(b.chunks_exact(LANES)) {
+        for l in 0..LANES {
+            acc[l] += lane::<L1>(x[l], y[l]);
+        }
+    }
+    reduce(&acc)
+}
+
+/// Distances of four queries to one training row: each training chunk is loaded once for
+/// the four (register blocking). Per query, the arithmetic is exactly that of `distance`.
+#[inline(always)]
+fn distance4<const L1: bool>(q: [&[f32]; 4], b: &[f32]) -> [f32; 4] {
+    let mut acc = [[0.0f32; LANES]; 4];
+    for (c, y) in b.chunks_exact(LANES).enumerate() {
+        let range = c * LANES..(c + 1) * LANES;
+        for (acc, q) in acc.iter_mut().zip(&q) {
+            let x = &q[range.clone()];
+            for l in 0..LANES {
+                acc[l] += lane::<L1>(x[l], y[l]);
+            }
+        }
+    }
+    [
+        reduce(&acc[0]),
+        reduce(&acc[1]),
+        reduce(&acc[2]),
+        reduce(&acc[3]),
+    ]
+}
+
+type Heap = Vec<(f32, i64, usize)>;
+
+#[inline(always)]
+fn push(heap: &mut Heap, k: usize, d: f32, id: i64, t: usize) {
+    if heap.len() == k {
+        let worst = heap[k - 1];
+        if d > worst.0 || (d == worst.0 && id >= worst.1) {
+            return;
+        }
+        heap.pop();
+    }
+    let pos = heap.partition_point(|e| e.0 < d || (e.0 == d && e.1 < id));
+    heap.insert(pos, (d, id, t));
+}
+
+struct Search<'a> {
+    queries: &'a Rows,
+    train: &'a Rows,
+    train_ids: &'a [i64],
+    k: usize,
+}
+
+/// The k nearest training rows of queries `start..end`: every training row streams past
+/// the block of queries once.
+#[inline(always)]
+fn scan_block<const L1: bool>(s: &Search<'_>, start: usize, end: usize) -> Vec<Heap> {
+    let mut best: Vec<Heap> = vec![Vec::with_capacity(s.k + 1); end - start];
+    for (t, &id) in s.train_ids.iter().enumerate().take(s.train.len) {
+        let row = s.train.row(t);
+        let mut q = start;
+        while q + 4 <= end {
+            let rows = [
+                s.queries.row(q),
+                s.queries.row(q + 1),
+                s.queries.row(q + 2),
+                s.queries.row(q + 3),
+            ];
+            let d = distance4::<L1>(rows, row);
+            for (i, d) in d.into_iter().enumerate() {
+                push(&mut best[q - start + i], s.k, d, id, t);
+            }
+            q += 4;
+        }
+        for q in q..end {
+            push(
+                &mut best[q - start],
+                s.k,
+                distance::<L1>(s.queries.row(q), row),
+                id,
+                t,
+            );
+        }
+    }
+    best
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn scan_avx512<const L1: bool>(s: &Search<'_>, start: usize, end: usize) -> Vec<Heap> {
+    scan_block::<L1>(s, start, end)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn scan_avx2<const L1: bool>(s: &Search<'_>, start: usize, end: usize) -> Vec<Heap> {
+    scan_block::<L1>(s, start, end)
+}
+
+/// Picks the widest vector instructions the CPU has at run time (no target-cpu flags at
+/// build time); every variant does the same arithmetic in the same order.
+fn scan<const L1: bool>(s: &Search<'_>, start: usize, end: usize) -> Vec<Heap> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F, checked just above.
+            return unsafe { scan_avx512::<L1>(s, start, end) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            return unsafe { scan_avx2::<L1>(s, start, end) };
+        }
+    }
+    scan_block::<L1>(s, start, end)
 }
 
 /// For every query, the indices (into `train`) of its `k` nearest training rows, nearest
@@ -149,29 +267,21 @@ pub fn nearest(
     k: usize,
     metric: Metric,
 ) -> Vec<Vec<usize>> {
-    let k = k.min(train.len);
+    let search = Search {
+        queries,
+        train,
+        train_ids,
+        k: k.min(train.len),
+    };
     let blocks: Vec<usize> = (0..queries.len).step_by(QUERY_BLOCK).collect();
     blocks
         .par_iter()
         .flat_map_iter(|&start| {
             let end = (start + QUERY_BLOCK).min(queries.len);
-            let mut best: Vec<Vec<(f32, i64, usize)>> =
-                vec![Vec::with_capacity(k + 1); end - start];
-            for (t, &id) in train_ids.iter().enumerate().take(train.len) {
-                let row = train.row(t);
-                for (q, heap) in (start..end).zip(best.iter_mut()) {
-                    let d = distance(queries.row(q), row, metric);
-                    if heap.len() == k {
-                        let worst = heap[k - 1];
-                        if d > worst.0 || (d == worst.0 && id >= worst.1) {
-                            continue;
-                        }
-                        heap.pop();
-                    }
-                    let pos = heap.partition_point(|e| e.0 < d || (e.0 == d && e.1 < id));
-                    heap.insert(pos, (d, id, t));
-                }
-            }
+            let best = match metric {
+                Metric::L1 => scan::<true>(&search, start, end),
+                Metric::Sqeuclidean => scan::<false>(&search, start, end),
+            };
             best.into_iter()
                 .map(|h| h.into_iter().map(|e| e.2).collect::<Vec<_>>())
         })
@@ -596,7 +706,11 @@ mod tests {
                     .map(|t| {
                         let a = Rows::gather(queries, &[q]);
                         let b = Rows::gather(train, &[t]);
-                        (distance(a.row(0), b.row(0), metric), ids[t], t)
+                        let d = match metric {
+                            Metric::L1 => distance::<true>(a.row(0), b.row(0)),
+                            Metric::Sqeuclidean => distance::<false>(a.row(0), b.row(0)),
+                        };
+                        (d, ids[t], t)
                     })
                     .collect();
                 d.sort_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)));

@@ -110,6 +110,8 @@ pub struct Lda {
 
 const EPS: f64 = 1e-100;
 const SUB_BATCH: usize = 64;
+/// Documents on which the per-pass bound is measured.
+pub const BOUND_SAMPLE: usize = 20_000;
 
 fn gamma_draws(rng: &mut ChaCha8Rng, n: usize) -> Vec<f64> {
     // gensim draws Gamma(shape 100, scale 1/100) for lambda and gamma initialisation.
@@ -272,7 +274,12 @@ impl Lda {
         p: &LdaParams,
         cancelled: &dyn Fn() -> Result<()>,
     ) -> Result<Vec<f64>> {
+        // The per-pass bound is measured on an evenly spaced sample of at most
+        // BOUND_SAMPLE documents: a full-corpus bound costs as much as a pass. The stage
+        // reports the final bound on the whole corpus.
         let n = corpus.len();
+        let step = n.div_ceil(BOUND_SAMPLE).max(1);
+        let sample: Vec<Document> = corpus.iter().step_by(step).cloned().collect();
         let mut bounds = Vec::with_capacity(p.passes);
         for pass in 0..p.passes {
             for (c, chunk) in (0..n).collect::<Vec<_>>().chunks(p.chunksize).enumerate() {
@@ -289,7 +296,7 @@ impl Lda {
                 self.refresh_beta();
                 self.updates += chunk.len();
             }
-            bounds.push(self.per_word_bound(corpus, p, pass as u64)?);
+            bounds.push(self.per_word_bound(&sample, p, pass as u64)?);
             tracing::debug!(
                 "lda: pass {} of {}: per-word bound {:.4}",
                 pass + 1,
@@ -432,15 +439,15 @@ impl Stage for LdaStage {
             .collect();
         let mut model = Lda::new(params.topics, words.len(), params.seed);
         let bounds = model.fit(&corpus, params, &|| io.check_cancelled())?;
+        let final_bound = model.per_word_bound(&corpus, params, u64::MAX - 1)?;
         let theta = model.transform(&corpus, params);
         write_outputs(
             params,
             io,
-            &labels.track_ids,
-            &words,
+            (&labels.track_ids, &words),
             &model,
             &theta,
-            &bounds,
+            (&bounds, final_bound),
         )
     }
 }
@@ -448,11 +455,10 @@ impl Stage for LdaStage {
 fn write_outputs(
     p: &LdaParams,
     io: &StageIo<'_>,
-    ids: &[i64],
-    words: &[String],
+    (ids, words): (&[i64], &[String]),
     model: &Lda,
     theta: &[Vec<f64>],
-    bounds: &[f64],
+    (bounds, final_bound): (&[f64], f64),
 ) -> Result<()> {
     let k = model.k;
     let topic_rows: Vec<Vec<f64>> = (0..k).map(|t| model.topic(t)).collect();
@@ -548,9 +554,10 @@ fn write_outputs(
         &json!({
             "topics": k,
             "passes": bounds.len(),
-            "per_word_bound": bounds.last().copied().unwrap_or(f64::NAN),
-            "perplexity": perplexity.last().copied().unwrap_or(f64::NAN),
+            "per_word_bound": final_bound,
+            "perplexity": 2f64.powf(-final_bound),
             "per_word_bound_by_pass": bounds,
+            "bound_sample_documents": ids.len().min(BOUND_SAMPLE),
             "vocabulary": words.len(),
             "mean_topic_labels_per_track": mean_labels,
             "topics_text": printed,

@@ -54,3 +54,12 @@ pub fn catalog() -> Vec<Arc<dyn StageKind>> {
         Arc::new(Kind::<report::Report>::new()),
     ]
 }
+
+/// A dense matrix filled by `f(row, column)` (for benchmarks and tests outside the crate).
+pub fn ndarray_matrix(
+    rows: usize,
+    cols: usize,
+    mut f: impl FnMut(usize, usize) -> f64,
+) -> ndarray::Array2<f64> {
+    ndarray::Array2::from_shape_fn((rows, cols), |(i, j)| f(i, j))
+}
