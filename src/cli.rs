@@ -18,6 +18,7 @@ use crate::error::{Exit, UsageError};
 use crate::plan::{Action, Evaluation, Project};
 use crate::publish;
 use crate::registry::Registry;
+use crate::remote::Remote;
 use crate::run_lock::RunLock;
 use crate::runner::{self, Outcome, RunOptions, RunReport};
 
@@ -45,6 +46,49 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Where the remote cache is and how to use it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RemoteArgs {
+    /// Remote cache URL (`s3://bucket/prefix`, `file:///path`); overrides `PIPELINE_REMOTE`
+    /// and `[cache] remote`.
+    #[arg(long, value_name = "URL")]
+    pub remote: Option<String>,
+    /// Upload results computed here (also `PIPELINE_PUSH=1` or `[cache] push = true`).
+    #[arg(long)]
+    pub push: bool,
+    /// Fail instead of computing locally when the remote cannot be reached.
+    #[arg(long)]
+    pub require_remote: bool,
+}
+
+impl RemoteArgs {
+    fn open(&self, config: &Config) -> anyhow::Result<Option<Remote>> {
+        let url = self
+            .remote
+            .clone()
+            .or_else(|| {
+                std::env::var("PIPELINE_REMOTE")
+                    .ok()
+                    .filter(|v| !v.is_empty())
+            })
+            .or_else(|| config.remote.clone());
+        let Some(url) = url else {
+            if self.require_remote {
+                anyhow::bail!(UsageError::NoRemote);
+            }
+            return Ok(None);
+        };
+        let env_push = std::env::var("PIPELINE_PUSH")
+            .is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "yes"));
+        let remote = Remote::open(
+            &url,
+            self.push || env_push || config.push,
+            self.require_remote,
+        )?;
+        Ok(Some(remote))
+    }
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -64,6 +108,22 @@ pub enum Command {
         /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Upload the cached results of stages (default: all) to the remote cache.
+    Push {
+        /// Stages to push.
+        stages: Vec<String>,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Download and restore stages (default: all) from the remote cache; computes nothing.
+    Pull {
+        /// Stages to restore, with the stages they depend on.
+        stages: Vec<String>,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     /// Show every stage as up to date, stale or never run, with the reasons.
     Status {
@@ -159,6 +219,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<Exit> {
             dry_run,
             jobs,
             json,
+            remote,
         } => {
             let config = load(&cli.config, &registry)?;
             let targets = resolve_targets(&config, &stages)?;
@@ -166,33 +227,109 @@ pub fn execute(cli: Cli) -> anyhow::Result<Exit> {
                 let project = Project::open(config);
                 return dry_run_plan(&project, &targets, force, json);
             }
-            let cancel = Arc::new(AtomicBool::new(false));
-            install_interrupt_handler(&cancel);
-            let cache_dir = config.cache_dir.clone();
-            let lock_display = config.relative(&cache_dir.join("lock"));
-            let _lock = RunLock::acquire(&cache_dir.join("lock"), &lock_display)
-                .with_context(|| format!("cannot lock {lock_display}"))?;
-            // Freshness is decided only now that no other run can change the cache.
-            let mut project = Project::open(config);
-            publish::clean_leftovers(&project.cache, &project.config.outputs_dir);
-            let options = RunOptions {
-                targets: targets.clone(),
-                force,
-                jobs,
-                cancel: cancel.clone(),
-            };
-            let report = runner::run(&mut project, &options);
-            project
-                .lockfile
-                .save(&project.lockfile_path)
-                .context("cannot write pipeline.lock")?;
-            if let Some(bytes) = project.stat_cache.to_json_if_changed() {
-                // Only a hint: losing it costs a rehash, never a wrong result.
-                let _ = publish::write_atomic(&project.cache.stat_cache_path(), &bytes);
-            }
-            report_run(&project, &targets, &report, json)
+            let remote = remote.open(&config)?;
+            run_locked(
+                config,
+                &targets,
+                (force, jobs, false),
+                remote.as_ref(),
+                json,
+            )
+        }
+        Command::Pull { stages, remote } => {
+            let config = load(&cli.config, &registry)?;
+            let targets = resolve_targets(&config, &stages)?;
+            let remote = remote.open(&config)?.ok_or(UsageError::NoRemote)?;
+            run_locked(config, &targets, (false, 1, true), Some(&remote), false)
+        }
+        Command::Push { stages, remote } => {
+            let config = load(&cli.config, &registry)?;
+            let targets = resolve_targets(&config, &stages)?;
+            let remote = remote.open(&config)?.ok_or(UsageError::NoRemote)?;
+            push(config, &targets, &remote)
         }
     }
+}
+
+fn lock_project(config: Config) -> anyhow::Result<(RunLock, Project)> {
+    let cache_dir = config.cache_dir.clone();
+    let lock_display = config.relative(&cache_dir.join("lock"));
+    let lock = RunLock::acquire(&cache_dir.join("lock"), &lock_display)
+        .with_context(|| format!("cannot lock {lock_display}"))?;
+    // Freshness is decided only now that no other run can change the cache.
+    let project = Project::open(config);
+    publish::clean_leftovers(&project.cache, &project.config.outputs_dir);
+    Ok((lock, project))
+}
+
+fn push(config: Config, targets: &[usize], remote: &Remote) -> anyhow::Result<Exit> {
+    let (_lock, project) = lock_project(config)?;
+    let selected: Vec<usize> = targets.to_vec();
+    let evaluations = project.plan(&(0..project.config.stages.len()).collect::<Vec<_>>(), &[]);
+    let mut out = String::new();
+    let mut failed = false;
+    for index in selected {
+        let name = project.config.stages[index].id.as_str();
+        let Some(manifest) = evaluations.get(&index).and_then(|e| e.manifest.as_ref()) else {
+            let _ = writeln!(
+                out,
+                "{name}: nothing cached for the current key (run it first)"
+            );
+            continue;
+        };
+        match remote.upload(&project.cache, manifest) {
+            Ok(()) => {
+                let _ = writeln!(out, "{name}: pushed");
+            }
+            Err(err) => {
+                failed = true;
+                eprintln!("error: {name}: {err}");
+            }
+        }
+    }
+    let t = remote.transfers();
+    let _ = writeln!(
+        out,
+        "uploaded {} objects, {} bytes to {}",
+        t.uploaded_objects,
+        t.uploaded_bytes,
+        remote.url()
+    );
+    print_out(&out)?;
+    Ok(if failed {
+        Exit::StageFailed
+    } else {
+        Exit::Success
+    })
+}
+
+fn run_locked(
+    config: Config,
+    targets: &[usize],
+    (force, jobs, restore_only): (bool, usize, bool),
+    remote: Option<&Remote>,
+    json: bool,
+) -> anyhow::Result<Exit> {
+    let cancel = Arc::new(AtomicBool::new(false));
+    install_interrupt_handler(&cancel);
+    let (_lock, mut project) = lock_project(config)?;
+    let options = RunOptions {
+        targets: targets.to_vec(),
+        force,
+        jobs,
+        cancel: cancel.clone(),
+        restore_only,
+    };
+    let report = runner::run(&mut project, &options, remote);
+    project
+        .lockfile
+        .save(&project.lockfile_path)
+        .context("cannot write pipeline.lock")?;
+    if let Some(bytes) = project.stat_cache.to_json_if_changed() {
+        // Only a hint: losing it costs a rehash, never a wrong result.
+        let _ = publish::write_atomic(&project.cache.stat_cache_path(), &bytes);
+    }
+    report_run(&project, targets, &report, json)
 }
 
 fn load(path: &std::path::Path, registry: &Registry) -> Result<Config, ConfigErrors> {
@@ -437,12 +574,21 @@ fn report_run(
         .max(5);
     let mut out = format!("{:width$}  {:10}  {:>8}\n", "stage", "outcome", "seconds");
     for row in &report.stages {
+        let label = match (row.outcome, row.source) {
+            (Outcome::Restored, Some("remote")) => "restored (remote)",
+            (outcome, _) => outcome.label(),
+        };
         let _ = writeln!(
             out,
             "{:width$}  {:10}  {:>8.2}",
-            row.stage,
-            row.outcome.label(),
-            row.seconds
+            row.stage, label, row.seconds
+        );
+    }
+    if let Some(t) = report.transfers {
+        let _ = writeln!(
+            out,
+            "remote: downloaded {} objects ({} bytes), uploaded {} objects ({} bytes)",
+            t.downloaded_objects, t.downloaded_bytes, t.uploaded_objects, t.uploaded_bytes
         );
     }
     print_out(&out)?;

@@ -114,6 +114,10 @@ pub struct Config {
     pub cache_dir: PathBuf,
     /// The folder results are published to.
     pub outputs_dir: PathBuf,
+    /// The remote cache URL from `[cache] remote`, if any.
+    pub remote: Option<String>,
+    /// `[cache] push`: upload results computed here.
+    pub push: bool,
     /// Stages in declaration order.
     pub stages: Vec<StageConfig>,
     /// The stage graph.
@@ -172,6 +176,26 @@ impl Config {
                     .map(|d| root.join(d.get_ref())),
             ),
             None => (None, None),
+        };
+        let (remote, push) = match &raw.cache {
+            Some(cache) => {
+                let cache = cache.get_ref();
+                if let Some(url) = &cache.remote {
+                    if let Err(message) = crate::remote::check_url(url.get_ref()) {
+                        errors.push(
+                            Some(Span::new(url.span())),
+                            ConfigErrorKind::InvalidCache {
+                                message: format!("remote: {message}"),
+                            },
+                        );
+                    }
+                }
+                (
+                    cache.remote.as_ref().map(|u| u.get_ref().clone()),
+                    cache.push.unwrap_or(false),
+                )
+            }
+            None => (None, false),
         };
         if raw.stages.is_empty() {
             errors.push(None, ConfigErrorKind::NoStages);
@@ -263,6 +287,8 @@ impl Config {
             file: file.to_owned(),
             cache_dir: cache_dir.unwrap_or_else(|| root.join("cache")),
             outputs_dir: outputs_dir.unwrap_or_else(|| root.join("outputs")),
+            remote,
+            push,
             root,
             stages: parsed,
             dag,

@@ -41,6 +41,9 @@ pub enum UsageError {
         /// The closest declared stage.
         suggestion: Option<String>,
     },
+    /// A command needs a remote cache and none is configured.
+    #[error("no remote cache: pass --remote URL, set PIPELINE_REMOTE, or set `remote` in [cache]")]
+    NoRemote,
     /// `inspect` was given a file it cannot read as Parquet.
     #[error("cannot read `{path}` as Parquet: {message}")]
     NotParquet {

@@ -23,6 +23,7 @@ pub mod plan;
 pub mod publish;
 pub mod raw_config;
 pub mod registry;
+pub mod remote;
 pub mod run_lock;
 pub mod runner;
 pub mod span;

@@ -163,6 +163,28 @@ fn set_read_only(path: &Path) {
     }
 }
 
+/// Adds `data`, already verified to hash to `hash`, to the object store (a download from
+/// the remote cache).
+pub fn adopt_object(cache: &Cache, hash: &ContentHash, data: &[u8]) -> Result<(), PublishError> {
+    let object = cache.object_path(hash);
+    if object.is_file() {
+        return Ok(());
+    }
+    let dir = parent(&object);
+    fs::create_dir_all(dir).map_err(io_err("create folder", dir))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(TMP_MARKER)
+        .tempfile_in(dir)
+        .map_err(io_err("create a temporary file in", dir))?;
+    tmp.write_all(data).map_err(io_err("write", &object))?;
+    tmp.as_file().sync_all().map_err(io_err("sync", &object))?;
+    tmp.persist(&object)
+        .map_err(|e| io_err("move into the cache", &object)(e.error))?;
+    set_read_only(&object);
+    sync_dir(dir);
+    Ok(())
+}
+
 /// Commits a manifest: after this rename the result counts as cached.
 pub fn write_manifest(cache: &Cache, manifest: &Manifest) -> Result<(), PublishError> {
     let bytes = serde_json::to_vec_pretty(manifest).map_err(|e| PublishError::Io {
@@ -244,7 +266,11 @@ pub fn clean_leftovers(cache: &Cache, outputs_dir: &Path) {
             };
         }
     }
-    for dir in [cache.manifests_dir(), outputs_dir.to_owned()] {
+    for dir in [
+        cache.manifests_dir(),
+        cache.objects_dir(),
+        outputs_dir.to_owned(),
+    ] {
         remove_tmp_files(&dir, 2);
     }
 }

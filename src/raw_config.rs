@@ -34,6 +34,10 @@ pub struct RawCache {
     pub dir: Option<Spanned<String>>,
     /// The folder results are published to (default `outputs`).
     pub outputs: Option<Spanned<String>>,
+    /// A shared remote cache: `s3://bucket/prefix` or `file:///path`.
+    pub remote: Option<Spanned<String>>,
+    /// Upload results computed here to the remote cache (default false: read-only).
+    pub push: Option<bool>,
 }
 
 impl RawConfig {

@@ -19,6 +19,7 @@ use crate::lockfile::LockEntry;
 use crate::manifest::{Manifest, OutputRecord};
 use crate::plan::{Action, Evaluation, Project};
 use crate::publish::{self, PublishError};
+use crate::remote::Remote;
 use crate::stage_key::{write_canonical, KeyHash, StageKey};
 use crate::stale_reason::StaleReason;
 
@@ -66,6 +67,9 @@ pub struct StageOutcome {
     /// The error, for a failed or skipped stage.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Where a restored result came from: `local` cache or `remote` cache.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<&'static str>,
 }
 
 /// What a run did.
@@ -78,6 +82,9 @@ pub struct RunReport {
     /// Whether the user interrupted the run.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub interrupted: bool,
+    /// Transfers to and from the remote cache, when one is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transfers: Option<crate::remote::Transfers>,
 }
 
 /// What to run.
@@ -91,6 +98,8 @@ pub struct RunOptions {
     pub jobs: usize,
     /// Set to stop the run.
     pub cancel: Arc<AtomicBool>,
+    /// Only restore (from the local or remote cache); never compute (`pipeline pull`).
+    pub restore_only: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,8 +116,9 @@ struct Finished {
     result: Result<(), String>,
 }
 
-/// Runs the plan for `options` on an opened project (the run lock must be held).
-pub fn run(project: &mut Project, options: &RunOptions) -> RunReport {
+/// Runs the plan for `options` on an opened project (the run lock must be held), consulting
+/// `remote` after the local cache when one is given.
+pub fn run(project: &mut Project, options: &RunOptions, remote: Option<&Remote>) -> RunReport {
     let selected: BTreeSet<usize> = project.config.dag.with_ancestors(&options.targets);
     let order: Vec<usize> = project
         .config
@@ -186,7 +196,9 @@ pub fn run(project: &mut Project, options: &RunOptions) -> RunReport {
                             tracing::info!("{}: restored from cache", stage.id);
                             lock_updates.extend(record_lock(project, stage, &evaluation, None));
                             let reasons = evaluation.reasons.clone();
-                            outcomes.insert(index, row(stage, Outcome::Restored, started, reasons));
+                            let mut r = row(stage, Outcome::Restored, started, reasons);
+                            r.source = Some("local");
+                            outcomes.insert(index, r);
                             done.insert(index, evaluation);
                             states.insert(index, State::Done(Outcome::Restored));
                         }
@@ -215,6 +227,47 @@ pub fn run(project: &mut Project, options: &RunOptions) -> RunReport {
                     progressed = true;
                 }
                 Action::Run => {
+                    if let (Some(remote), false, Some((key, _))) =
+                        (remote, force, evaluation.key.as_ref())
+                    {
+                        match fetch_remote(project, stage, remote, key) {
+                            Ok(Some(restored)) => {
+                                let mut evaluation = evaluation;
+                                evaluation.resolved = Some(resolved_of(project, &restored));
+                                evaluation.manifest = Some(restored);
+                                lock_updates.extend(record_lock(project, stage, &evaluation, None));
+                                let mut r = row(
+                                    stage,
+                                    Outcome::Restored,
+                                    started,
+                                    evaluation.reasons.clone(),
+                                );
+                                r.source = Some("remote");
+                                outcomes.insert(index, r);
+                                done.insert(index, evaluation);
+                                states.insert(index, State::Done(Outcome::Restored));
+                                progressed = true;
+                                continue;
+                            }
+                            Ok(None) => {}
+                            Err(err) if remote.require => {
+                                outcomes.insert(
+                                    index,
+                                    failed(stage, started, format!("{err} (--require-remote)")),
+                                );
+                                states.insert(index, State::Done(Outcome::Failed));
+                                progressed = true;
+                                continue;
+                            }
+                            Err(err) => tracing::warn!("{}: {err}; computing locally", stage.id),
+                        }
+                    }
+                    if options.restore_only {
+                        outcomes.insert(index, skipped(stage, "not in the cache".into()));
+                        states.insert(index, State::Done(Outcome::Skipped));
+                        progressed = true;
+                        continue;
+                    }
                     if running.len() >= options.jobs.max(1) {
                         continue;
                     }
@@ -264,6 +317,13 @@ pub fn run(project: &mut Project, options: &RunOptions) -> RunReport {
         let stage = &project.config.stages[index];
         match finish(project, stage, evaluation, finished) {
             Ok(evaluation) => {
+                if let (Some(remote), Some(manifest)) =
+                    (remote.filter(|r| r.push), evaluation.manifest.as_ref())
+                {
+                    if let Err(err) = remote.upload(&project.cache, manifest) {
+                        tracing::warn!("{}: not pushed: {err}", stage.id);
+                    }
+                }
                 lock_updates.extend(record_lock(project, stage, &evaluation, None));
                 let reasons = evaluation.reasons.clone();
                 outcomes.insert(index, row(stage, Outcome::Ran, started, reasons));
@@ -282,6 +342,7 @@ pub fn run(project: &mut Project, options: &RunOptions) -> RunReport {
     let stages: Vec<StageOutcome> = order.iter().filter_map(|i| outcomes.remove(i)).collect();
     let interrupted = options.cancel.load(Ordering::Relaxed);
     RunReport {
+        transfers: remote.map(Remote::transfers),
         ok: !interrupted
             && stages
                 .iter()
@@ -303,7 +364,41 @@ fn row(
         seconds: started.elapsed().as_secs_f64(),
         reasons,
         error: None,
+        source: None,
     }
+}
+
+/// Downloads `key` from the remote into the local cache and publishes its outputs.
+fn fetch_remote(
+    project: &Project,
+    stage: &StageConfig,
+    remote: &Remote,
+    key: &KeyHash,
+) -> Result<Option<Manifest>, crate::remote::RemoteError> {
+    let Some(manifest) = remote.fetch(&project.cache, key)? else {
+        return Ok(None);
+    };
+    let dir = project.stage_output_dir(stage);
+    publish::publish_outputs(&project.cache, &dir, &manifest, &project.stat_cache)?;
+    tracing::info!("{}: restored from {}", stage.id, remote.url());
+    Ok(Some(manifest))
+}
+
+/// Where downstream stages find the outputs of a cached result.
+pub fn resolved_of(project: &Project, manifest: &Manifest) -> crate::plan::Resolved {
+    manifest
+        .outputs
+        .iter()
+        .map(|(name, record)| {
+            (
+                name.clone(),
+                crate::plan::ResolvedOutput {
+                    content: record.content,
+                    path: project.cache.object_path(&record.object),
+                },
+            )
+        })
+        .collect()
 }
 
 fn failed(stage: &StageConfig, started: Instant, error: String) -> StageOutcome {
@@ -320,6 +415,7 @@ fn skipped(stage: &StageConfig, why: String) -> StageOutcome {
         seconds: 0.0,
         reasons: Vec::new(),
         error: Some(why),
+        source: None,
     }
 }
 

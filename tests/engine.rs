@@ -56,7 +56,9 @@ fn run_all(dir: &Path, registry: &Registry, jobs: usize) -> RunReport {
             force: false,
             jobs,
             cancel: Arc::new(AtomicBool::new(false)),
+            restore_only: false,
         },
+        None,
     );
     project.lockfile.save(&project.lockfile_path).unwrap();
     report

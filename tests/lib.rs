@@ -11,4 +11,5 @@ mod cli;
 mod config_errors;
 mod engine;
 mod interop;
+mod remote;
 mod report;
