@@ -20,11 +20,31 @@ fn to_ndarray(m: MatRef<'_, f64>) -> Array2<f64> {
     Array2::from_shape_fn((m.nrows(), m.ncols()), |(i, j)| m[(i, j)])
 }
 
-/// `a^T a`.
+/// `a^T a`. Only the lower triangle is computed (half the work of a full GEMM), then
+/// mirrored.
 pub fn gram(a: &Array2<f64>) -> Result<Array2<f64>> {
+    use faer::linalg::matmul::triangular::{matmul, BlockStructure};
     let v = view(a)?;
-    let g = v.transpose() * v;
-    Ok(to_ndarray(g.as_ref()))
+    let n = a.ncols();
+    let mut g = faer::Mat::<f64>::zeros(n, n);
+    matmul(
+        g.as_mut(),
+        BlockStructure::TriangularLower,
+        faer::Accum::Replace,
+        v.transpose(),
+        BlockStructure::Rectangular,
+        v,
+        BlockStructure::Rectangular,
+        1.0,
+        faer::get_global_parallelism(),
+    );
+    Ok(Array2::from_shape_fn((n, n), |(i, j)| {
+        if i >= j {
+            g[(i, j)]
+        } else {
+            g[(j, i)]
+        }
+    }))
 }
 
 /// `a b`.

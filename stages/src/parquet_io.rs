@@ -18,6 +18,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
+use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 
@@ -68,6 +69,23 @@ pub fn read_batches(path: &Path) -> Result<(Arc<Schema>, Vec<RecordBatch>)> {
     Ok((schema, batches))
 }
 
+enum Column<'a> {
+    F32(&'a [f32]),
+    F64(&'a [f64]),
+    U8(&'a [u8]),
+}
+
+impl Column<'_> {
+    #[inline]
+    fn get(&self, i: usize) -> f64 {
+        match self {
+            Column::F32(v) => f64::from(v[i]),
+            Column::F64(v) => v[i],
+            Column::U8(v) => f64::from(v[i]),
+        }
+    }
+}
+
 /// A numeric table: `track_id` plus named float columns, as a dense row-major matrix.
 #[derive(Debug, Clone)]
 pub struct Matrix {
@@ -96,7 +114,8 @@ pub fn read_matrix(path: &Path) -> Result<Matrix> {
         .map(|(_, f)| f.name().clone())
         .collect();
     let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-    let mut values = Array2::<f64>::zeros((rows, columns.len()));
+    let width = columns.len();
+    let mut values = Array2::<f64>::zeros((rows, width));
     let mut track_ids = Vec::with_capacity(rows);
     let mut offset = 0;
     for batch in &batches {
@@ -109,24 +128,24 @@ pub fn read_matrix(path: &Path) -> Result<Matrix> {
                 message: "column `track_id` is not int64".into(),
             })?;
         track_ids.extend(ids.values().iter().copied());
-        let mut c = 0;
+        let mut sources = Vec::with_capacity(width);
         for (i, array) in batch.columns().iter().enumerate() {
             if i == id_index {
                 continue;
             }
-            let mut put = |r: usize, v: f64| values[[offset + r, c]] = v;
-            if let Some(a) = array.as_any().downcast_ref::<Float32Array>() {
-                a.values()
-                    .iter()
-                    .enumerate()
-                    .for_each(|(r, v)| put(r, f64::from(*v)));
+            let c = sources.len();
+            if array.null_count() > 0 {
+                return Err(Error::BadFile {
+                    path: path.to_owned(),
+                    message: format!("column `{}` has missing values", columns[c]),
+                });
+            }
+            let source = if let Some(a) = array.as_any().downcast_ref::<Float32Array>() {
+                Column::F32(a.values())
             } else if let Some(a) = array.as_any().downcast_ref::<Float64Array>() {
-                a.values().iter().enumerate().for_each(|(r, v)| put(r, *v));
+                Column::F64(a.values())
             } else if let Some(a) = array.as_any().downcast_ref::<UInt8Array>() {
-                a.values()
-                    .iter()
-                    .enumerate()
-                    .for_each(|(r, v)| put(r, f64::from(*v)));
+                Column::U8(a.values())
             } else {
                 return Err(Error::BadFile {
                     path: path.to_owned(),
@@ -136,16 +155,26 @@ pub fn read_matrix(path: &Path) -> Result<Matrix> {
                         array.data_type()
                     ),
                 });
-            }
-            if array.null_count() > 0 {
-                return Err(Error::BadFile {
-                    path: path.to_owned(),
-                    message: format!("column `{}` has missing values", columns[c]),
-                });
-            }
-            c += 1;
+            };
+            sources.push(source);
         }
-        offset += batch.num_rows();
+        // Columns to rows in blocks of rows, so every written cache line is filled while it
+        // is still in L1.
+        let n = batch.num_rows();
+        let mut block = values.slice_mut(ndarray::s![offset..offset + n, ..]);
+        block
+            .axis_chunks_iter_mut(ndarray::Axis(0), 64)
+            .into_par_iter()
+            .enumerate()
+            .for_each(|(b, mut chunk)| {
+                let first = b * 64;
+                for (c, source) in sources.iter().enumerate() {
+                    for r in 0..chunk.nrows() {
+                        chunk[[r, c]] = source.get(first + r);
+                    }
+                }
+            });
+        offset += n;
     }
     Ok(Matrix {
         track_ids,

@@ -68,7 +68,16 @@ pub struct Pca {
 impl Pca {
     /// Fits on `x` (rows are samples).
     pub fn fit(x: &Array2<f64>) -> Result<Self> {
-        let n = x.nrows();
+        let mean = x
+            .mean_axis(Axis(0))
+            .unwrap_or_else(|| Array1::zeros(x.ncols()));
+        let centred = x - &mean;
+        Self::fit_centred(&centred, mean)
+    }
+
+    /// Fits on data already centred by `mean` (saves a copy of a large matrix).
+    pub fn fit_centred(centred: &Array2<f64>, mean: Array1<f64>) -> Result<Self> {
+        let n = centred.nrows();
         if n < 2 {
             return Err(Error::TooFew {
                 what: "rows for PCA".into(),
@@ -76,11 +85,7 @@ impl Pca {
                 got: n,
             });
         }
-        let mean = x
-            .mean_axis(Axis(0))
-            .unwrap_or_else(|| Array1::zeros(x.ncols()));
-        let centred = x - &mean;
-        let mut cov = crate::linalg::gram(&centred)?;
+        let mut cov = crate::linalg::gram(centred)?;
         cov /= (n - 1) as f64;
         let (mut values, components) = symmetric_eigen(&cov)?;
         values.mapv_inplace(|v| v.max(0.0));
@@ -115,12 +120,17 @@ impl Pca {
     /// Projects `x` on the first `k` components.
     pub fn transform(&self, x: &Array2<f64>, k: usize) -> Result<Array2<f64>> {
         let centred = (x - &self.mean).as_standard_layout().to_owned();
+        self.project_centred(&centred, k)
+    }
+
+    /// Projects data already centred by the fitted mean on the first `k` components.
+    pub fn project_centred(&self, centred: &Array2<f64>, k: usize) -> Result<Array2<f64>> {
         let basis = self
             .components
             .slice(ndarray::s![.., ..k])
             .as_standard_layout()
             .to_owned();
-        matmul(&centred, &basis)
+        matmul(centred, &basis)
     }
 }
 
@@ -153,9 +163,15 @@ impl Stage for PcaStage {
     }
 
     fn run(params: &Self::Params, io: &StageIo<'_>) -> Result<()> {
-        let data = read_matrix(io.input(0, "features")?)?;
+        let mut data = read_matrix(io.input(0, "features")?)?;
         let p = data.columns.len();
-        let pca = Pca::fit(&data.values)?;
+        let mean = data
+            .values
+            .mean_axis(Axis(0))
+            .unwrap_or_else(|| Array1::zeros(p));
+        // Centre in place: the matrix is large, and both the fit and the scores need it centred.
+        data.values -= &mean;
+        let pca = Pca::fit_centred(&data.values, mean)?;
         io.check_cancelled()?;
         let ratios = pca.ratios();
         let k = match params.variance {
@@ -177,7 +193,7 @@ impl Stage for PcaStage {
             })
             .collect();
 
-        let scores = pca.transform(&data.values, k)?;
+        let scores = pca.project_centred(&data.values, k)?;
         let names: Vec<String> = (1..=k).map(|i| format!("pc{i:03}")).collect();
         write_matrix(
             &io.output("scores.parquet"),
