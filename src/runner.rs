@@ -553,21 +553,7 @@ fn finish(
     publish::publish_outputs(&project.cache, &dir, &manifest, &project.stat_cache)
         .map_err(|e| e.to_string())?;
     tracing::info!("{}: finished in {:.2}s", stage.id, finished.seconds);
-    evaluation.resolved = Some(
-        manifest
-            .outputs
-            .iter()
-            .map(|(name, record)| {
-                (
-                    name.clone(),
-                    crate::plan::ResolvedOutput {
-                        content: record.content,
-                        path: project.cache.object_path(&record.object),
-                    },
-                )
-            })
-            .collect(),
-    );
+    evaluation.resolved = Some(resolved_of(project, &manifest));
     evaluation.manifest = Some(manifest);
     Ok(evaluation)
 }

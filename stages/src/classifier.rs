@@ -156,6 +156,17 @@ pub fn load(features: &Path, labels: &Path) -> Result<Dataset> {
     })
 }
 
+/// The source files both classifier kinds depend on.
+const SOURCES: &[&str] = &[
+    "classifier.rs",
+    "nn.rs",
+    "nn_train.rs",
+    "safetensors.rs",
+    "chart.rs",
+    "parquet_io.rs",
+    "metrics.rs",
+];
+
 fn outputs() -> Vec<OutputSpec> {
     vec![
         OutputSpec::new("weights", "weights.safetensors"),
@@ -265,15 +276,7 @@ pub struct Classifier;
 impl Stage for Classifier {
     type Params = ClassifierParams;
     const KIND: &'static str = "classifier";
-    const SOURCES: &'static [&'static str] = &[
-        "classifier.rs",
-        "nn.rs",
-        "nn_train.rs",
-        "safetensors.rs",
-        "chart.rs",
-        "parquet_io.rs",
-        "metrics.rs",
-    ];
+    const SOURCES: &'static [&'static str] = SOURCES;
 
     fn inputs(_: &Self::Params) -> InputSpec {
         InputSpec::fixed(&["features", "labels"])
@@ -332,15 +335,7 @@ pub fn load_encoder(path: &Path) -> Result<Mlp> {
 impl Stage for EncodedClassifier {
     type Params = EncodedParams;
     const KIND: &'static str = "encoded_classifier";
-    const SOURCES: &'static [&'static str] = &[
-        "classifier.rs",
-        "nn.rs",
-        "nn_train.rs",
-        "safetensors.rs",
-        "chart.rs",
-        "parquet_io.rs",
-        "metrics.rs",
-    ];
+    const SOURCES: &'static [&'static str] = SOURCES;
 
     fn inputs(_: &Self::Params) -> InputSpec {
         InputSpec::fixed(&["features", "labels", "encoder"])
