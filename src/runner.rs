@@ -550,7 +550,7 @@ fn finish(
     };
     publish::write_manifest(&project.cache, &manifest).map_err(|e| e.to_string())?;
     let dir = project.stage_output_dir(stage);
-    publish::publish_outputs(&project.cache, &dir, &manifest, &project.stat_cache)
+    publish::publish_fresh_outputs(&project.cache, &dir, &manifest, &project.stat_cache)
         .map_err(|e| e.to_string())?;
     tracing::info!("{}: finished in {:.2}s", stage.id, finished.seconds);
     evaluation.resolved = Some(resolved_of(project, &manifest));

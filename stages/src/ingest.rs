@@ -73,13 +73,13 @@ impl Stage for Ingest {
         let started = std::time::Instant::now();
         let taxonomy = read_genres(genres_csv)?;
         io.check_cancelled()?;
-        let tracks = read_tracks(tracks_csv, &taxonomy)?;
-        io.check_cancelled()?;
-        tracing::debug!(
-            "ingest: tracks.csv parsed at {:.2}s",
-            started.elapsed().as_secs_f64()
+        // tracks.csv goes through the sequential CSV parser beside the parallel features
+        // parser; when both files are bad, the tracks error is reported.
+        let (tracks, features) = rayon::join(
+            || read_tracks(tracks_csv, &taxonomy),
+            || read_features(features_csv, params.float64),
         );
-        let features = read_features(features_csv, params.float64)?;
+        let (tracks, features) = (tracks?, features?);
         tracing::debug!(
             "ingest: features.csv parsed at {:.2}s",
             started.elapsed().as_secs_f64()
@@ -91,25 +91,35 @@ impl Stage for Ingest {
             &tracks.track_ids,
         )?;
         io.check_cancelled()?;
-        write_features(&io.output("features.parquet"), &features, io.provenance)?;
+        let Tracks {
+            track_ids,
+            genres,
+            genres_all,
+            columns,
+        } = tracks;
+        let (written, tracks_written) = rayon::join(
+            || write_features(&io.output("features.parquet"), &features, io.provenance),
+            || write_tracks(&io.output("tracks.parquet"), columns, io.provenance),
+        );
+        written?;
+        tracks_written?;
         tracing::debug!(
             "ingest: features.parquet written at {:.2}s",
             started.elapsed().as_secs_f64()
         );
-        write_tracks(&io.output("tracks.parquet"), tracks.columns, io.provenance)?;
         write_genres(&io.output("genres.parquet"), &taxonomy, io.provenance)?;
         write_labels(
             &io.output("labels_genres.parquet"),
             &taxonomy,
-            &tracks.track_ids,
-            &tracks.genres,
+            &track_ids,
+            &genres,
             io.provenance,
         )?;
         write_labels(
             &io.output("labels_genres_all.parquet"),
             &taxonomy,
-            &tracks.track_ids,
-            &tracks.genres_all,
+            &track_ids,
+            &genres_all,
             io.provenance,
         )?;
         Ok(())
