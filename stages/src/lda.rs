@@ -104,6 +104,8 @@ pub struct Lda {
     pub sstats: Vec<f64>,
     /// exp(E[ln beta]), k x w, row-major.
     pub exp_elog_beta: Vec<f64>,
+    /// The same, transposed (w x k), for inference's inner loops.
+    exp_elog_beta_t: Vec<f64>,
     /// Documents seen by online updates.
     pub updates: usize,
 }
@@ -111,7 +113,7 @@ pub struct Lda {
 const EPS: f64 = 1e-100;
 const SUB_BATCH: usize = 64;
 /// Documents on which the per-pass bound is measured.
-pub const BOUND_SAMPLE: usize = 20_000;
+pub const BOUND_SAMPLE: usize = 10_000;
 
 fn gamma_draws(rng: &mut ChaCha8Rng, n: usize) -> Vec<f64> {
     // gensim draws Gamma(shape 100, scale 1/100) for lambda and gamma initialisation.
@@ -137,6 +139,7 @@ impl Lda {
             eta: 1.0 / k as f64,
             sstats,
             exp_elog_beta: vec![0.0; k * w],
+            exp_elog_beta_t: vec![0.0; k * w],
             updates: 0,
         };
         model.refresh_beta();
@@ -159,6 +162,11 @@ impl Lda {
                 *e = v.exp();
             }
         }
+        for id in 0..self.w {
+            for t in 0..self.k {
+                self.exp_elog_beta_t[id * self.k + t] = self.exp_elog_beta[t * self.w + id];
+            }
+        }
     }
 
     /// Variational inference for one document: its gamma and its share of sstats (added to
@@ -176,28 +184,38 @@ impl Lda {
         let mut elog = vec![0.0; k];
         dirichlet_expectation(&gamma, &mut elog);
         let mut exp_theta: Vec<f64> = elog.iter().map(|v| v.exp()).collect();
-        let beta_of = |t: usize, id: usize| self.exp_elog_beta[t * self.w + id];
-        let phinorm = |exp_theta: &[f64]| -> Vec<f64> {
-            doc.iter()
-                .map(|&(id, _)| (0..k).map(|t| exp_theta[t] * beta_of(t, id)).sum::<f64>() + EPS)
-                .collect()
+        // The document's rows of exp(E[ln beta]), word-major, so every inner loop runs over
+        // contiguous topics.
+        let rows: Vec<&[f64]> = doc
+            .iter()
+            .map(|&(id, _)| &self.exp_elog_beta_t[id * k..(id + 1) * k])
+            .collect();
+        let phinorm = |exp_theta: &[f64], norm: &mut [f64]| {
+            for (n, row) in norm.iter_mut().zip(&rows) {
+                *n = row.iter().zip(exp_theta).map(|(b, e)| b * e).sum::<f64>() + EPS;
+            }
         };
-        let mut norm = phinorm(&exp_theta);
+        let mut norm = vec![0.0; doc.len()];
+        phinorm(&exp_theta, &mut norm);
+        let mut last = vec![0.0; k];
+        let mut dot = vec![0.0; k];
         for _ in 0..iterations {
-            let last = gamma.clone();
-            for t in 0..k {
-                let dot: f64 = doc
-                    .iter()
-                    .zip(&norm)
-                    .map(|(&(id, c), n)| c / n * beta_of(t, id))
-                    .sum();
-                gamma[t] = self.alpha + exp_theta[t] * dot;
+            last.copy_from_slice(&gamma);
+            dot.iter_mut().for_each(|d| *d = 0.0);
+            for ((&(_, c), n), row) in doc.iter().zip(&norm).zip(&rows) {
+                let f = c / n;
+                for (d, b) in dot.iter_mut().zip(row.iter()) {
+                    *d += f * b;
+                }
+            }
+            for ((g, e), d) in gamma.iter_mut().zip(&exp_theta).zip(&dot) {
+                *g = self.alpha + e * d;
             }
             dirichlet_expectation(&gamma, &mut elog);
             for (e, v) in exp_theta.iter_mut().zip(&elog) {
                 *e = v.exp();
             }
-            norm = phinorm(&exp_theta);
+            phinorm(&exp_theta, &mut norm);
             let change = gamma
                 .iter()
                 .zip(&last)
@@ -309,8 +327,11 @@ impl Lda {
 
     /// Topic distributions of every document under the fitted model.
     pub fn transform(&self, corpus: &[Document], p: &LdaParams) -> Vec<Vec<f64>> {
-        let docs: Vec<usize> = (0..corpus.len()).collect();
-        let (gammas, _) = self.estep(corpus, &docs, p.seed, u64::MAX, p);
+        Self::normalise(self.gammas(corpus, p, u64::MAX))
+    }
+
+    /// Gammas to topic distributions (gensim's `get_document_topics` before its cut-off).
+    pub fn normalise(gammas: Vec<Vec<f64>>) -> Vec<Vec<f64>> {
         gammas
             .into_iter()
             .map(|g| {
@@ -322,6 +343,23 @@ impl Lda {
 
     /// gensim's `bound` over the whole corpus divided by its word count.
     pub fn per_word_bound(&self, corpus: &[Document], p: &LdaParams, round: u64) -> Result<f64> {
+        self.bound_with(corpus, &self.gammas(corpus, p, round ^ 0xB0_0D))
+    }
+
+    /// Variational gammas of every document under the current model.
+    pub fn gammas(&self, corpus: &[Document], p: &LdaParams, round: u64) -> Vec<Vec<f64>> {
+        corpus
+            .par_iter()
+            .enumerate()
+            .map(|(d, doc)| {
+                let mut rng = Self::doc_rng(p.seed, round, d);
+                self.infer(doc, &mut rng, p.iterations, p.gamma_threshold, None)
+            })
+            .collect()
+    }
+
+    /// gensim's `bound` for `corpus` with its documents' `gammas`, per word.
+    pub fn bound_with(&self, corpus: &[Document], gammas: &[Vec<f64>]) -> Result<f64> {
         let (k, w) = (self.k, self.w);
         let lambda = self.lambda();
         let mut elog_beta = vec![0.0; k * w];
@@ -333,10 +371,8 @@ impl Lda {
         }
         let doc_scores: Vec<f64> = corpus
             .par_iter()
-            .enumerate()
-            .map(|(d, doc)| {
-                let mut rng = Self::doc_rng(p.seed, round ^ 0xB0_0D, d);
-                let gamma = self.infer(doc, &mut rng, p.iterations, p.gamma_threshold, None);
+            .zip(gammas)
+            .map(|(doc, gamma)| {
                 let mut elog = vec![0.0; k];
                 dirichlet_expectation(&gamma, &mut elog);
                 let mut score = 0.0;
@@ -439,8 +475,10 @@ impl Stage for LdaStage {
             .collect();
         let mut model = Lda::new(params.topics, words.len(), params.seed);
         let bounds = model.fit(&corpus, params, &|| io.check_cancelled())?;
-        let final_bound = model.per_word_bound(&corpus, params, u64::MAX - 1)?;
-        let theta = model.transform(&corpus, params);
+        // One inference pass serves both the final bound and the topic distributions.
+        let gammas = model.gammas(&corpus, params, u64::MAX);
+        let final_bound = model.bound_with(&corpus, &gammas)?;
+        let theta = Lda::normalise(gammas);
         write_outputs(
             params,
             io,

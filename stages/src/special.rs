@@ -1,22 +1,28 @@
 //! Special functions for the topic models: digamma and log-gamma.
 
-/// The digamma function ψ(x) for x > 0 (recurrence, then the asymptotic series; error
-/// below 1e-12 over the range the topic models use).
-pub fn digamma(mut x: f64) -> f64 {
-    let mut result = 0.0;
+/// The digamma function ψ(x) for x > 0: the recurrence ψ(x) = ψ(x + 1) - 1/x up to x >= 10,
+/// then the asymptotic series (error below 1e-13 over the range the topic models use).
+/// The recurrence's terms are summed as one fraction, so the shift costs a single division:
+/// this function dominates LDA's run time.
+pub fn digamma(x: f64) -> f64 {
+    let (mut x, mut num, mut den) = (x, 0.0f64, 1.0f64);
     while x < 10.0 {
-        result -= 1.0 / x;
+        // num/den + 1/x = (num x + den) / (den x)
+        num = num * x + den;
+        den *= x;
         x += 1.0;
     }
+    let shift = num / den;
     let inv = 1.0 / x;
     let inv2 = inv * inv;
-    result + x.ln()
+    x.ln()
         - 0.5 * inv
         - inv2
             * (1.0 / 12.0
                 - inv2
                     * (1.0 / 120.0
                         - inv2 * (1.0 / 252.0 - inv2 * (1.0 / 240.0 - inv2 * (1.0 / 132.0)))))
+        - shift
 }
 
 /// ln Γ(x) for x > 0.
