@@ -374,7 +374,7 @@ impl Lda {
             .zip(gammas)
             .map(|(doc, gamma)| {
                 let mut elog = vec![0.0; k];
-                dirichlet_expectation(&gamma, &mut elog);
+                dirichlet_expectation(gamma, &mut elog);
                 let mut score = 0.0;
                 for &(id, c) in doc {
                     let terms: Vec<f64> = (0..k).map(|t| elog[t] + elog_beta[t * w + id]).collect();
