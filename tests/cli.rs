@@ -217,3 +217,38 @@ fn sigkill_mid_stage_leaves_nothing_half_written_and_the_next_run_recovers() {
     let features = p.read("outputs/source/features.csv");
     assert_eq!(features.lines().count(), 30004);
 }
+
+#[test]
+fn ctrl_c_stops_cleanly_and_the_next_run_carries_on() {
+    let p = Project::new(&SMALL.replace("tracks = 60", "tracks = 20000"));
+    let mut child = p
+        .command(&["run", "-j", "1", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !p
+        .file("cache/tmp")
+        .read_dir()
+        .map(|mut d| d.next().is_some())
+        .unwrap_or(false)
+    {
+        assert!(Instant::now() < deadline, "the run never started a stage");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stdout(&out));
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["interrupted"], true);
+    assert_eq!(report["stages"][1]["outcome"], "skipped");
+    assert!(!p.file("outputs/ingest").exists());
+    let again = p.pipeline(&["run", "--json"]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    let report: Value = serde_json::from_str(&stdout(&again)).unwrap();
+    assert_eq!(report["stages"][1]["outcome"], "ran");
+}

@@ -162,7 +162,9 @@ fn nn(batch: usize) -> Result<()> {
         net.update(adam);
     }
     let rate = (steps * batch) as f64 / start.elapsed().as_secs_f64();
-    println!("classifier MLP, batch {batch}: {rate:.0} samples/s (one thread; final loss {loss:.4})");
+    println!(
+        "classifier MLP, batch {batch}: {rate:.0} samples/s (one thread; final loss {loss:.4})"
+    );
     Ok(())
 }
 
