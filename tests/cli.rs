@@ -221,7 +221,7 @@ fn sigkill_mid_stage_leaves_nothing_half_written_and_the_next_run_recovers() {
 #[test]
 fn ctrl_c_stops_cleanly_and_the_next_run_carries_on() {
     let p = Project::new(&SMALL.replace("tracks = 60", "tracks = 20000"));
-    let mut child = p
+    let child = p
         .command(&["run", "-j", "1", "--json"])
         .stdout(std::process::Stdio::piped())
         .spawn()

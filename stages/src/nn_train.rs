@@ -54,6 +54,58 @@ fn gather(data: &[f32], width: usize, rows: &[usize]) -> Vec<f32> {
     out
 }
 
+/// A progress bar for one epoch on stderr, drawn only when stderr is a terminal (CI logs
+/// get the per-epoch log line alone).
+struct Progress<'a> {
+    stage: &'a str,
+    epoch: usize,
+    epochs: usize,
+    total: usize,
+    done: usize,
+    drawn: usize,
+    terminal: bool,
+}
+
+impl<'a> Progress<'a> {
+    fn new(stage: &'a str, epoch: usize, epochs: usize, total: usize) -> Self {
+        let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        Self {
+            stage,
+            epoch,
+            epochs,
+            total: total.max(1),
+            done: 0,
+            drawn: 0,
+            terminal,
+        }
+    }
+
+    fn advance(&mut self, n: usize, loss_sum: f64) {
+        self.done += n;
+        let percent = self.done * 100 / self.total;
+        if !self.terminal || percent == self.drawn {
+            return;
+        }
+        self.drawn = percent;
+        let filled = percent * 30 / 100;
+        eprint!(
+            "\r{} epoch {}/{} [{}{}] {percent:3}% loss {:.5}",
+            self.stage,
+            self.epoch,
+            self.epochs,
+            "#".repeat(filled),
+            ".".repeat(30 - filled),
+            loss_sum / self.done as f64
+        );
+    }
+
+    fn finish(&self) {
+        if self.terminal {
+            eprint!("\r{}\r", " ".repeat(80));
+        }
+    }
+}
+
 /// Mean loss of `net` (no dropout) on `rows`.
 pub fn evaluate_loss(
     net: &mut Mlp,
@@ -93,6 +145,7 @@ pub fn train(
         let mut order = train_rows.to_vec();
         order.shuffle(&mut rng);
         let mut total = 0.0f64;
+        let mut bar = Progress::new(stage, epoch + 1, t.epochs, order.len());
         for chunk in order.chunks(t.batch) {
             let out = net.forward(&gather(x, xw, chunk), chunk.len(), Some(&mut rng));
             let (loss, grad) = bce_with_logits(&out, &gather(y, yw, chunk));
@@ -100,7 +153,9 @@ pub fn train(
             net.update(adam);
             total += f64::from(loss) * chunk.len() as f64;
             samples += chunk.len();
+            bar.advance(chunk.len(), total);
         }
+        bar.finish();
         let train_loss = (total / order.len().max(1) as f64) as f32;
         let held_loss = evaluate_loss(net, x, xw, y, yw, held_rows, t.batch);
         tracing::info!(
