@@ -191,20 +191,22 @@ impl Mlp {
             } else {
                 z.clone()
             };
-            let mut mask = Vec::new();
+            let mut mask = std::mem::take(&mut self.masks[l]);
+            mask.clear();
             if let (Some(rng), true) = (rng.as_deref_mut(), layer.dropout > 0.0) {
                 let keep = 1.0 - layer.dropout;
-                // Compare raw 32-bit draws with the keep probability scaled to 2^32.
+                // Raw 32-bit draws, filled in bulk, compared with the keep probability
+                // scaled to 2^32.
                 let cutoff = (f64::from(keep) * 4_294_967_296.0) as u64;
-                mask = (0..out.len())
-                    .map(|_| {
-                        if u64::from(rng.random::<u32>()) < cutoff {
-                            1.0 / keep
-                        } else {
-                            0.0
-                        }
-                    })
-                    .collect();
+                let mut draws = vec![0u32; out.len()];
+                rng.fill(&mut draws[..]);
+                mask.extend(draws.iter().map(|&d| {
+                    if u64::from(d) < cutoff {
+                        1.0 / keep
+                    } else {
+                        0.0
+                    }
+                }));
                 for (o, m) in out.iter_mut().zip(&mask) {
                     *o *= m;
                 }
@@ -304,14 +306,8 @@ pub fn bce_with_logits(logits: &[f32], targets: &[f32]) -> (f32, Vec<f32>) {
         .zip(targets)
         .map(|(&z, &y)| {
             // One exponential serves both the loss and the sigmoid.
-            // Past |z| = 30 the exponential is below f32 resolution next to 1; skipping it
-            // avoids the slow underflow path of `expf`.
-            let e = if z.abs() > 30.0 {
-                0.0
-            } else {
-                (-z.abs()).exp()
-            };
-            loss += f64::from(z.max(0.0) - z * y + e.ln_1p());
+            let e = exp_neg(z.abs());
+            loss += f64::from(z.max(0.0) - z * y + ln_1p_unit(e));
             let s = if z >= 0.0 {
                 1.0 / (1.0 + e)
             } else {
@@ -321,6 +317,40 @@ pub fn bce_with_logits(logits: &[f32], targets: &[f32]) -> (f32, Vec<f32>) {
         })
         .collect();
     ((loss / f64::from(n)) as f32, grad)
+}
+
+/// e^(-x) for x >= 0, to within 5e-7 relative: 2^-n e^-r by Cody-Waite reduction and a
+/// degree-6 polynomial. Plain arithmetic the compiler vectorises, where libm's `expf` is a
+/// call per element (it dominated training time).
+#[inline]
+fn exp_neg(x: f32) -> f32 {
+    // Cody-Waite: x = n ln2 + r with |r| <= ln2 / 2, ln2 split in two so n ln2 is exact.
+    const LN2_HI: f32 = 0.693_145_75;
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    if x > 87.0 {
+        return 0.0;
+    }
+    let n = (x * std::f32::consts::LOG2_E).round();
+    let u = -((x - n * LN2_HI) - n * LN2_LO);
+    let p = 1.0
+        + u * (1.0
+            + u * (0.5 + u * (1.0 / 6.0 + u * (1.0 / 24.0 + u * (1.0 / 120.0 + u / 720.0)))));
+    // 2^-n by building the exponent bits; n is in [0, 126] here.
+    let scale = f32::from_bits(((127 - n as i32).max(1) as u32) << 23);
+    p * scale
+}
+
+/// ln(1 + e) for e in [0, 1], to about 1e-7: ln((1 + s) / (1 - s)) = 2 atanh(s) with
+/// s = e / (2 + e) <= 1/3, by its odd series.
+#[inline]
+fn ln_1p_unit(e: f32) -> f32 {
+    let s = e / (2.0 + e);
+    let s2 = s * s;
+    2.0 * s
+        * (1.0
+            + s2 * (1.0 / 3.0
+                + s2 * (1.0 / 5.0
+                    + s2 * (1.0 / 7.0 + s2 * (1.0 / 9.0 + s2 * (1.0 / 11.0 + s2 / 13.0))))))
 }
 
 /// The logistic function.
@@ -385,6 +415,20 @@ mod tests {
                     "layer {l} bias {i}: {analytic} vs {numeric}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn fast_exp_and_log_match_libm() {
+        for i in 0..2000 {
+            let x = i as f32 * 0.05;
+            let (fast, exact) = (exp_neg(x), (-x).exp());
+            assert!(
+                (fast - exact).abs() <= 5e-7 * exact + 2e-38,
+                "exp(-{x}): {fast} vs {exact}"
+            );
+            let e = i as f32 / 2000.0;
+            assert!((ln_1p_unit(e) - e.ln_1p()).abs() < 2e-7, "ln(1 + {e})");
         }
     }
 
