@@ -29,7 +29,7 @@ use crate::error::{Error, Result};
 use crate::kind::{check_range, InputSpec, OutputSpec, ParamError, Params, Stage, StageIo};
 use crate::metrics::write_metrics;
 use crate::parquet_io::{read_matrix, write_columns, write_table};
-use crate::special::{dirichlet_expectation, ln_gamma};
+use crate::special::{dirichlet_expectation, dirichlet_expectation_small, ln_gamma};
 
 /// Parameters of `lda`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -182,7 +182,7 @@ impl Lda {
         let k = self.k;
         let mut gamma = gamma_draws(rng, k);
         let mut elog = vec![0.0; k];
-        dirichlet_expectation(&gamma, &mut elog);
+        dirichlet_expectation_small(&gamma, &mut elog);
         let mut exp_theta: Vec<f64> = elog.iter().map(|v| v.exp()).collect();
         // The document's rows of exp(E[ln beta]), word-major, so every inner loop runs over
         // contiguous topics.
@@ -211,7 +211,7 @@ impl Lda {
             for ((g, e), d) in gamma.iter_mut().zip(&exp_theta).zip(&dot) {
                 *g = self.alpha + e * d;
             }
-            dirichlet_expectation(&gamma, &mut elog);
+            dirichlet_expectation_small(&gamma, &mut elog);
             for (e, v) in exp_theta.iter_mut().zip(&elog) {
                 *e = v.exp();
             }
@@ -314,7 +314,9 @@ impl Lda {
                 self.refresh_beta();
                 self.updates += chunk.len();
             }
-            bounds.push(self.per_word_bound(&sample, p, pass as u64)?);
+            let ratio = n as f64 / sample.len().max(1) as f64;
+            let gammas = self.gammas(&sample, p, pass as u64 ^ 0xB0_0D);
+            bounds.push(self.bound_with(&sample, &gammas, ratio)?);
             tracing::debug!(
                 "lda: pass {} of {}: per-word bound {:.4}",
                 pass + 1,
@@ -343,7 +345,7 @@ impl Lda {
 
     /// gensim's `bound` over the whole corpus divided by its word count.
     pub fn per_word_bound(&self, corpus: &[Document], p: &LdaParams, round: u64) -> Result<f64> {
-        self.bound_with(corpus, &self.gammas(corpus, p, round ^ 0xB0_0D))
+        self.bound_with(corpus, &self.gammas(corpus, p, round ^ 0xB0_0D), 1.0)
     }
 
     /// Variational gammas of every document under the current model.
@@ -358,8 +360,15 @@ impl Lda {
             .collect()
     }
 
-    /// gensim's `bound` for `corpus` with its documents' `gammas`, per word.
-    pub fn bound_with(&self, corpus: &[Document], gammas: &[Vec<f64>]) -> Result<f64> {
+    /// gensim's `bound` for `corpus` with its documents' `gammas`, per word. When `corpus` is
+    /// a sample, `subsample_ratio` (corpus size / sample size) scales its document terms, as
+    /// gensim's `log_perplexity` does.
+    pub fn bound_with(
+        &self,
+        corpus: &[Document],
+        gammas: &[Vec<f64>],
+        subsample_ratio: f64,
+    ) -> Result<f64> {
         let (k, w) = (self.k, self.w);
         let lambda = self.lambda();
         let mut elog_beta = vec![0.0; k * w];
@@ -388,7 +397,7 @@ impl Lda {
                 score + ln_gamma(self.alpha * k as f64) - ln_gamma(gamma.iter().sum())
             })
             .collect();
-        let mut score: f64 = doc_scores.iter().sum();
+        let mut score: f64 = doc_scores.iter().sum::<f64>() * subsample_ratio;
         for t in 0..k {
             let row = &lambda[t * w..(t + 1) * w];
             for (l, e) in row.iter().zip(&elog_beta[t * w..(t + 1) * w]) {
@@ -404,7 +413,7 @@ impl Lda {
                 got: 0,
             });
         }
-        Ok(score / words)
+        Ok(score / (subsample_ratio * words))
     }
 
     /// Topic `t` as word probabilities (lambda row normalised).
@@ -477,7 +486,7 @@ impl Stage for LdaStage {
         let bounds = model.fit(&corpus, params, &|| io.check_cancelled())?;
         // One inference pass serves both the final bound and the topic distributions.
         let gammas = model.gammas(&corpus, params, u64::MAX);
-        let final_bound = model.bound_with(&corpus, &gammas)?;
+        let final_bound = model.bound_with(&corpus, &gammas, 1.0)?;
         let theta = Lda::normalise(gammas);
         write_outputs(
             params,
