@@ -97,31 +97,34 @@ impl Stage for Ingest {
             genres_all,
             columns,
         } = tracks;
-        let (written, tracks_written) = rayon::join(
+        // The large features file on one thread, everything else on the other.
+        let (written, rest) = rayon::join(
             || write_features(&io.output("features.parquet"), &features, io.provenance),
-            || write_tracks(&io.output("tracks.parquet"), columns, io.provenance),
+            || -> Result<()> {
+                write_tracks(&io.output("tracks.parquet"), columns, io.provenance)?;
+                write_genres(&io.output("genres.parquet"), &taxonomy, io.provenance)?;
+                write_labels(
+                    &io.output("labels_genres.parquet"),
+                    &taxonomy,
+                    &track_ids,
+                    &genres,
+                    io.provenance,
+                )?;
+                write_labels(
+                    &io.output("labels_genres_all.parquet"),
+                    &taxonomy,
+                    &track_ids,
+                    &genres_all,
+                    io.provenance,
+                )
+            },
         );
         written?;
-        tracks_written?;
+        rest?;
         tracing::debug!(
-            "ingest: features.parquet written at {:.2}s",
+            "ingest: Parquet written at {:.2}s",
             started.elapsed().as_secs_f64()
         );
-        write_genres(&io.output("genres.parquet"), &taxonomy, io.provenance)?;
-        write_labels(
-            &io.output("labels_genres.parquet"),
-            &taxonomy,
-            &track_ids,
-            &genres,
-            io.provenance,
-        )?;
-        write_labels(
-            &io.output("labels_genres_all.parquet"),
-            &taxonomy,
-            &track_ids,
-            &genres_all,
-            io.provenance,
-        )?;
         Ok(())
     }
 }

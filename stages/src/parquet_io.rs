@@ -38,8 +38,14 @@ pub fn write_columns(
         .iter()
         .map(|(k, v)| KeyValue::new(k.clone(), v.clone()))
         .collect();
+    // Dense float matrices barely compress; snappy costs a fraction of zstd's time on them.
+    let compression = if dictionary {
+        Compression::ZSTD(ZstdLevel::try_new(1).unwrap_or_default())
+    } else {
+        Compression::SNAPPY
+    };
     let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).unwrap_or_default()))
+        .set_compression(compression)
         .set_dictionary_enabled(dictionary)
         .set_key_value_metadata(Some(kv))
         .build();
