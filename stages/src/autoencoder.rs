@@ -174,15 +174,8 @@ impl Stage for Autoencoder {
         )?;
         let mut enc = encoder.clone();
         let code_width = p.encoder[p.encoder.len() - 1];
-        let mut codes = Vec::with_capacity(f.track_ids.len() * code_width);
         let all: Vec<usize> = (0..f.track_ids.len()).collect();
-        for chunk in all.chunks(1024) {
-            let rows: Vec<f32> = chunk
-                .iter()
-                .flat_map(|&r| x[r * width..(r + 1) * width].iter().copied())
-                .collect();
-            codes.extend(enc.forward(&rows, chunk.len(), None));
-        }
+        let codes = nn_train::outputs(&mut enc, &x, width, &all);
         let codes = ndarray::Array2::from_shape_vec(
             (f.track_ids.len(), code_width),
             codes.into_iter().map(f64::from).collect(),

@@ -193,19 +193,7 @@ fn fit_and_score(
         Some(front) => {
             let mut front = front.clone();
             let all: Vec<usize> = (0..data.ids.len()).collect();
-            let mut codes =
-                Vec::with_capacity(data.ids.len() * front.layers.last().map_or(0, |l| l.n_out));
-            for chunk in all.chunks(1024) {
-                let rows: Vec<f32> = chunk
-                    .iter()
-                    .flat_map(|&r| {
-                        data.x[r * data.x_width..(r + 1) * data.x_width]
-                            .iter()
-                            .copied()
-                    })
-                    .collect();
-                codes.extend(front.forward(&rows, chunk.len(), None));
-            }
+            let codes = nn_train::outputs(&mut front, &data.x, data.x_width, &all);
             let width = front.layers.last().map_or(0, |l| l.n_out);
             (codes, width)
         }

@@ -173,13 +173,14 @@ pub fn train(
 
 /// Sigmoid outputs of `net` for `rows`.
 pub fn predict(net: &mut Mlp, x: &[f32], xw: usize, rows: &[usize]) -> Vec<f32> {
+    outputs(net, x, xw, rows).into_iter().map(sigmoid).collect()
+}
+
+/// Raw last-layer outputs of `net` (no dropout) for `rows`, in blocks.
+pub fn outputs(net: &mut Mlp, x: &[f32], xw: usize, rows: &[usize]) -> Vec<f32> {
     let mut out = Vec::new();
     for chunk in rows.chunks(1024) {
-        out.extend(
-            net.forward(&gather(x, xw, chunk), chunk.len(), None)
-                .into_iter()
-                .map(sigmoid),
-        );
+        out.extend(net.forward(&gather(x, xw, chunk), chunk.len(), None));
     }
     out
 }
