@@ -316,3 +316,31 @@ fn a_cleared_cache_is_reported_and_recomputed() {
         vec!["result not in the cache (cache cleared?)".to_owned()]
     );
 }
+
+#[test]
+fn a_changed_input_list_and_an_unreadable_cache_entry_are_named() {
+    let p = Project::new(CHAIN);
+    let journal = Arc::new(Journal::default());
+    let reg = registry("v1", &journal);
+    run_all(p.path(), &reg, 2);
+    p.write(
+        "pipeline.toml",
+        CHAIN.replace("inputs = [\"a:out\"]", "inputs = [\"other:out\"]"),
+    );
+    assert_eq!(
+        reasons(p.path(), &reg, "b").1,
+        vec!["inputs changed: [a:out] -> [other:out]".to_owned()]
+    );
+    p.write("pipeline.toml", CHAIN);
+    let lock: serde_json::Value = serde_json::from_str(&p.read("pipeline.lock")).unwrap();
+    let key = lock["stages"]["a"]["key"].as_str().unwrap();
+    let manifest = format!("cache/manifests/{key}.json");
+    std::fs::write(p.file(&manifest), "{ not json").unwrap();
+    let (action, why) = reasons(p.path(), &reg, "a");
+    assert_eq!(action, Action::Run);
+    assert_eq!(why, vec![format!("cache entry `{manifest}` is unreadable")]);
+    // The run recomputes and replaces the broken entry.
+    let report = run_all(p.path(), &reg, 2);
+    assert_eq!(outcome_of(&report, "a"), Outcome::Ran);
+    assert_eq!(reasons(p.path(), &reg, "a").0, Action::UpToDate);
+}
