@@ -29,6 +29,17 @@ fn chart_error(path: &Path) -> impl Fn(String) -> Error + '_ {
     }
 }
 
+/// Axis tick text: whole numbers without a fraction (`200`, not `200.0`), others with at most
+/// three significant decimals.
+fn tick(v: &f64) -> String {
+    if (v - v.round()).abs() < 1e-9 {
+        format!("{v:.0}")
+    } else {
+        let text = format!("{v:.3}");
+        text.trim_end_matches('0').trim_end_matches('.').to_owned()
+    }
+}
+
 fn padded(range: Range<f64>) -> Range<f64> {
     let span = (range.end - range.start).abs().max(1e-9);
     range.start..range.end + span * 0.05
@@ -71,6 +82,7 @@ pub fn bar_chart(
         .disable_y_mesh()
         .y_labels(n * 2 + 1)
         .y_label_formatter(&label_of)
+        .x_label_formatter(&tick)
         .x_desc(x_label)
         .label_style((FAMILY, 13))
         .draw()
@@ -113,6 +125,8 @@ pub fn histogram(
         .configure_mesh()
         .x_desc(x_label)
         .y_desc(y_label)
+        .x_label_formatter(&tick)
+        .y_label_formatter(&tick)
         .label_style((FAMILY, 13))
         .draw()
         .map_err(|e| err(e.to_string()))?;
@@ -174,6 +188,8 @@ pub fn line_chart(
         .configure_mesh()
         .x_desc(x_label)
         .y_desc(y_label)
+        .x_label_formatter(&tick)
+        .y_label_formatter(&tick)
         .label_style((FAMILY, 13))
         .draw()
         .map_err(|e| err(e.to_string()))?;
