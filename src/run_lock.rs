@@ -4,13 +4,12 @@
 //! `status` takes no lock: it reads only committed files.
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Held for the whole of a run; dropping it releases the lock.
 #[derive(Debug)]
 pub struct RunLock {
     _file: File,
-    path: PathBuf,
 }
 
 impl RunLock {
@@ -32,14 +31,6 @@ impl RunLock {
             }
             Err(TryLockError::Error(err)) => return Err(err),
         }
-        Ok(Self {
-            _file: file,
-            path: path.to_owned(),
-        })
-    }
-
-    /// The lock file.
-    pub fn path(&self) -> &Path {
-        &self.path
+        Ok(Self { _file: file })
     }
 }

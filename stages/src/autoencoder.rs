@@ -135,12 +135,7 @@ impl Stage for Autoencoder {
         let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
         let mut net = Mlp::new(&sizes, 0.0, false, &mut rng);
         let (train, held) = nn_train::split(f.track_ids.len(), p.holdout, p.seed ^ 0x5917);
-        let training = Training {
-            epochs: p.epochs,
-            batch: p.batch,
-            lr: p.learning_rate,
-            seed: p.seed.wrapping_add(1),
-        };
+        let training = Training::new(p.epochs, p.batch, p.learning_rate, p.seed);
         let curves = nn_train::train(
             &mut net,
             io.stage,

@@ -203,12 +203,7 @@ fn fit_and_score(
     sizes.extend(&p.hidden);
     sizes.push(data.y_width);
     let mut head = Mlp::new(&sizes, p.dropout, false, &mut rng);
-    let training = Training {
-        epochs: p.epochs,
-        batch: p.batch,
-        lr: p.learning_rate,
-        seed: p.seed.wrapping_add(1),
-    };
+    let training = Training::new(p.epochs, p.batch, p.learning_rate, p.seed);
     let curves = nn_train::train(
         &mut head,
         io.stage,

@@ -22,7 +22,7 @@ use arrow_array::builder::{
 use arrow_array::{
     ArrayRef, Float32Array, Float64Array, Int32Array, Int64Array, StringArray, UInt8Array,
 };
-use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use arrow_schema::{DataType, Field, Schema};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -873,13 +873,9 @@ fn write_tracks(
 ) -> Result<()> {
     let fields: Vec<Field> = columns
         .iter()
-        .map(|(name, array)| {
-            let data_type = match array.data_type() {
-                DataType::Timestamp(_, _) => DataType::Timestamp(TimeUnit::Millisecond, None),
-                other => other.clone(),
-            };
-            Field::new(name, data_type, name != "track_id")
-        })
+        // Every column but `track_id` is nullable, whatever this file holds, so the schema
+        // is the same for every tracks.csv.
+        .map(|(name, array)| Field::new(name, array.data_type().clone(), name != "track_id"))
         .collect();
     let arrays = columns.into_iter().map(|(_, a)| a).collect();
     write_columns(

@@ -343,11 +343,6 @@ impl Lda {
             .collect()
     }
 
-    /// gensim's `bound` over the whole corpus divided by its word count.
-    pub fn per_word_bound(&self, corpus: &[Document], p: &LdaParams, round: u64) -> Result<f64> {
-        self.bound_with(corpus, &self.gammas(corpus, p, round ^ 0xB0_0D), 1.0)
-    }
-
     /// Variational gammas of every document under the current model.
     pub fn gammas(&self, corpus: &[Document], p: &LdaParams, round: u64) -> Vec<Vec<f64>> {
         corpus
@@ -425,11 +420,6 @@ impl Lda {
         let total: f64 = row.iter().sum();
         row.into_iter().map(|v| v / total).collect()
     }
-}
-
-/// Formats a topic as gensim's `print_topics`: top words by probability, 3 decimals.
-pub fn format_topic(weights: &[f64], words: &[String], n: usize) -> String {
-    crate::lsi::format_topic(weights, words, n)
 }
 
 /// The LDA stage.
@@ -585,7 +575,7 @@ fn write_outputs(
     )?;
     let printed: Vec<String> = topic_rows
         .iter()
-        .map(|r| format_topic(r, words, p.top_words))
+        .map(|r| crate::lsi::format_topic(r, words, p.top_words))
         .collect();
     let text: String = printed
         .iter()

@@ -31,6 +31,19 @@ pub struct Training {
     pub seed: u64,
 }
 
+impl Training {
+    /// Settings from a stage's parameters; shuffling and dropout draw from a stream one
+    /// after the stage seed, which initialises the weights.
+    pub fn new(epochs: usize, batch: usize, lr: f32, seed: u64) -> Self {
+        Self {
+            epochs,
+            batch,
+            lr,
+            seed: seed.wrapping_add(1),
+        }
+    }
+}
+
 /// Training and held-out loss per epoch.
 pub type Curves = Vec<(f32, f32)>;
 

@@ -59,6 +59,19 @@ pub fn write(path: &Path, tensors: &[Tensor], metadata: &BTreeMap<String, String
     std::fs::write(path, out).map_err(Error::io("write", path))
 }
 
+/// A JSON array of non-negative integers (empty if it is not one).
+fn usizes(value: &Value) -> Vec<usize> {
+    value
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_u64)
+                .map(|v| v as usize)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Reads every f32 tensor of `path`, by name, and the metadata.
 pub fn read(path: &Path) -> Result<(BTreeMap<String, Tensor>, BTreeMap<String, String>)> {
     let bytes = std::fs::read(path).map_err(Error::io("read", path))?;
@@ -90,24 +103,8 @@ pub fn read(path: &Path) -> Result<(BTreeMap<String, Tensor>, BTreeMap<String, S
         if info["dtype"] != "F32" {
             return Err(bad(&format!("tensor `{name}` is not F32")));
         }
-        let shape: Vec<usize> = info["shape"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_u64)
-                    .map(|v| v as usize)
-                    .collect()
-            })
-            .unwrap_or_default();
-        let range: Vec<usize> = info["data_offsets"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_u64)
-                    .map(|v| v as usize)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let shape = usizes(&info["shape"]);
+        let range = usizes(&info["data_offsets"]);
         let raw = range
             .get(1)
             .and_then(|&end| data.get(range[0]..end))
