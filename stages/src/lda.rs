@@ -29,7 +29,9 @@ use crate::error::{Error, Result};
 use crate::kind::{check_range, InputSpec, OutputSpec, ParamError, Params, Stage, StageIo};
 use crate::metrics::write_metrics;
 use crate::parquet_io::{read_matrix, write_columns, write_table};
-use crate::special::{dirichlet_expectation, dirichlet_expectation_small, ln_gamma};
+use crate::special::{
+    abs_diff_lanes, dirichlet_expectation, dot_lanes, exp_dirichlet_expectation, ln_gamma,
+};
 
 /// Parameters of `lda`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -146,7 +148,8 @@ impl Lda {
         model
     }
 
-    fn lambda(&self) -> Vec<f64> {
+    /// lambda = eta + sstats, k x w, row-major.
+    pub fn lambda(&self) -> Vec<f64> {
         self.sstats.iter().map(|s| s + self.eta).collect()
     }
 
@@ -169,67 +172,36 @@ impl Lda {
         }
     }
 
-    /// Variational inference for one document: its gamma and its share of sstats (added to
-    /// `sstats`, not yet multiplied by exp(E[ln beta])).
+    /// Variational inference for one document: its gamma and, when asked, its share of the
+    /// sufficient statistics added to `sstats_t` (word-major, w x k, not yet multiplied by
+    /// exp(E[ln beta])).
     fn infer(
         &self,
         doc: &Document,
         rng: &mut ChaCha8Rng,
-        iterations: usize,
-        threshold: f64,
-        sstats: Option<&mut [f64]>,
+        (iterations, threshold): (usize, f64),
+        scratch: &mut Scratch,
+        sstats_t: Option<&mut [f64]>,
     ) -> Vec<f64> {
-        let k = self.k;
-        let mut gamma = gamma_draws(rng, k);
-        let mut elog = vec![0.0; k];
-        dirichlet_expectation_small(&gamma, &mut elog);
-        let mut exp_theta: Vec<f64> = elog.iter().map(|v| v.exp()).collect();
-        // The document's rows of exp(E[ln beta]), word-major, so every inner loop runs over
-        // contiguous topics.
-        let rows: Vec<&[f64]> = doc
-            .iter()
-            .map(|&(id, _)| &self.exp_elog_beta_t[id * k..(id + 1) * k])
-            .collect();
-        let phinorm = |exp_theta: &[f64], norm: &mut [f64]| {
-            for (n, row) in norm.iter_mut().zip(&rows) {
-                *n = row.iter().zip(exp_theta).map(|(b, e)| b * e).sum::<f64>() + EPS;
-            }
+        let mut gamma = gamma_draws(rng, self.k);
+        let inputs = DocumentInputs {
+            beta_t: &self.exp_elog_beta_t,
+            k: self.k,
+            alpha: self.alpha,
+            doc,
+            iterations,
+            threshold,
         };
-        let mut norm = vec![0.0; doc.len()];
-        phinorm(&exp_theta, &mut norm);
-        let mut last = vec![0.0; k];
-        let mut dot = vec![0.0; k];
-        for _ in 0..iterations {
-            last.copy_from_slice(&gamma);
-            dot.iter_mut().for_each(|d| *d = 0.0);
-            for ((&(_, c), n), row) in doc.iter().zip(&norm).zip(&rows) {
+        update_document_dispatch(&inputs, &mut gamma, scratch);
+        if let Some(sstats_t) = sstats_t {
+            let k = self.k;
+            for (&(id, c), n) in doc.iter().zip(&scratch.norm) {
                 let f = c / n;
-                for (d, b) in dot.iter_mut().zip(row.iter()) {
-                    *d += f * b;
-                }
-            }
-            for ((g, e), d) in gamma.iter_mut().zip(&exp_theta).zip(&dot) {
-                *g = self.alpha + e * d;
-            }
-            dirichlet_expectation_small(&gamma, &mut elog);
-            for (e, v) in exp_theta.iter_mut().zip(&elog) {
-                *e = v.exp();
-            }
-            phinorm(&exp_theta, &mut norm);
-            let change = gamma
-                .iter()
-                .zip(&last)
-                .map(|(a, b)| (a - b).abs())
-                .sum::<f64>()
-                / k as f64;
-            if change < threshold {
-                break;
-            }
-        }
-        if let Some(sstats) = sstats {
-            for (&(id, c), n) in doc.iter().zip(&norm) {
-                for t in 0..k {
-                    sstats[t * self.w + id] += exp_theta[t] * c / n;
+                for (s, e) in sstats_t[id * k..(id + 1) * k]
+                    .iter_mut()
+                    .zip(&scratch.exp_theta)
+                {
+                    *s += e * f;
                 }
             }
         }
@@ -251,10 +223,12 @@ impl Lda {
         round: u64,
         p: &LdaParams,
     ) -> (Vec<Vec<f64>>, Vec<f64>) {
+        let (k, w) = (self.k, self.w);
         let parts: Vec<(Vec<Vec<f64>>, Vec<f64>)> = docs
             .par_chunks(SUB_BATCH)
             .map(|batch| {
-                let mut sstats = vec![0.0; self.k * self.w];
+                let mut sstats_t = vec![0.0; k * w];
+                let mut scratch = Scratch::default();
                 let gammas = batch
                     .iter()
                     .map(|&d| {
@@ -262,25 +236,29 @@ impl Lda {
                         self.infer(
                             &corpus[d],
                             &mut rng,
-                            p.iterations,
-                            p.gamma_threshold,
-                            Some(&mut sstats),
+                            (p.iterations, p.gamma_threshold),
+                            &mut scratch,
+                            Some(&mut sstats_t),
                         )
                     })
                     .collect();
-                (gammas, sstats)
+                (gammas, sstats_t)
             })
             .collect();
-        let mut total = vec![0.0; self.k * self.w];
+        let mut total_t = vec![0.0; k * w];
         let mut gammas = Vec::with_capacity(docs.len());
         for (g, s) in parts {
             gammas.extend(g);
-            for (t, v) in total.iter_mut().zip(s) {
+            for (t, v) in total_t.iter_mut().zip(s) {
                 *t += v;
             }
         }
-        for (t, e) in total.iter_mut().zip(&self.exp_elog_beta) {
-            *t *= e;
+        // Back to topic-major, times exp(E[ln beta]) (gensim's `sstats *= expElogbeta`).
+        let mut total = vec![0.0; k * w];
+        for t in 0..k {
+            for id in 0..w {
+                total[t * w + id] = total_t[id * k + t] * self.exp_elog_beta[t * w + id];
+            }
         }
         (gammas, total)
     }
@@ -315,7 +293,9 @@ impl Lda {
                 self.updates += chunk.len();
             }
             let ratio = n as f64 / sample.len().max(1) as f64;
-            let gammas = self.gammas(&sample, p, pass as u64 ^ 0xB0_0D);
+            // The same starting gammas every pass, so the curve shows the model changing,
+            // not the noise of a fresh random start.
+            let gammas = self.gammas(&sample, p, 0xB0_0D);
             bounds.push(self.bound_with(&sample, &gammas, ratio)?);
             tracing::debug!(
                 "lda: pass {} of {}: per-word bound {:.4}",
@@ -348,9 +328,15 @@ impl Lda {
         corpus
             .par_iter()
             .enumerate()
-            .map(|(d, doc)| {
+            .map_init(Scratch::default, |scratch, (d, doc)| {
                 let mut rng = Self::doc_rng(p.seed, round, d);
-                self.infer(doc, &mut rng, p.iterations, p.gamma_threshold, None)
+                self.infer(
+                    doc,
+                    &mut rng,
+                    (p.iterations, p.gamma_threshold),
+                    scratch,
+                    None,
+                )
             })
             .collect()
     }
@@ -386,8 +372,12 @@ impl Lda {
                     score += c * (max + terms.iter().map(|v| (v - max).exp()).sum::<f64>().ln());
                 }
                 for t in 0..k {
-                    score += (self.alpha - gamma[t]) * elog[t] + ln_gamma(gamma[t])
-                        - ln_gamma(self.alpha);
+                    // Most topics of a short document keep gamma = alpha exactly, where this
+                    // term is zero: skipping them saves two log-gamma calls each.
+                    if gamma[t] != self.alpha {
+                        score += (self.alpha - gamma[t]) * elog[t] + ln_gamma(gamma[t])
+                            - ln_gamma(self.alpha);
+                    }
                 }
                 score + ln_gamma(self.alpha * k as f64) - ln_gamma(gamma.iter().sum())
             })
@@ -422,6 +412,107 @@ impl Lda {
     }
 }
 
+/// Buffers of one document's inference, reused across the documents of a batch.
+#[derive(Default)]
+struct Scratch {
+    /// exp(E[ln theta]) of the document, k.
+    exp_theta: Vec<f64>,
+    /// Per word: Σ_t exp(E[ln theta_t]) exp(E[ln beta_tw]) (gensim's `phinorm`).
+    norm: Vec<f64>,
+    last: Vec<f64>,
+    dot: Vec<f64>,
+}
+
+/// What one document's inference reads.
+struct DocumentInputs<'a> {
+    /// exp(E[ln beta]), word-major (w x k), so every inner loop runs over contiguous topics.
+    beta_t: &'a [f64],
+    k: usize,
+    alpha: f64,
+    doc: &'a Document,
+    iterations: usize,
+    threshold: f64,
+}
+
+/// gensim's per-document loop: gamma = alpha + exp(E[ln theta]) * (counts / phinorm) .
+/// exp(E[ln beta]), until the mean change of gamma is under the threshold. Leaves the
+/// final exp(E[ln theta]) and phinorm in `s` for the sufficient statistics.
+#[inline(always)]
+fn update_document(x: &DocumentInputs<'_>, gamma: &mut [f64], s: &mut Scratch) {
+    let k = x.k;
+    s.exp_theta.resize(k, 0.0);
+    s.last.resize(k, 0.0);
+    s.dot.resize(k, 0.0);
+    s.norm.resize(x.doc.len(), 0.0);
+    exp_dirichlet_expectation(gamma, &mut s.exp_theta);
+    phinorm(x, &s.exp_theta, &mut s.norm);
+    for _ in 0..x.iterations {
+        s.last.copy_from_slice(gamma);
+        s.dot.fill(0.0);
+        for (&(id, c), n) in x.doc.iter().zip(&s.norm) {
+            let f = c / n;
+            for (d, b) in s.dot.iter_mut().zip(x.row(id)) {
+                *d += f * b;
+            }
+        }
+        for ((g, e), d) in gamma.iter_mut().zip(&s.exp_theta).zip(&s.dot) {
+            *g = x.alpha + e * d;
+        }
+        exp_dirichlet_expectation(gamma, &mut s.exp_theta);
+        phinorm(x, &s.exp_theta, &mut s.norm);
+        if abs_diff_lanes(gamma, &s.last) / (k as f64) < x.threshold {
+            break;
+        }
+    }
+}
+
+// A function, not a closure: closures do not inherit the caller's target features, so one
+// would run the hottest loop without the wide vector instructions.
+#[inline(always)]
+fn phinorm(x: &DocumentInputs<'_>, exp_theta: &[f64], norm: &mut [f64]) {
+    for (n, &(id, _)) in norm.iter_mut().zip(x.doc) {
+        *n = dot_lanes(x.row(id), exp_theta) + EPS;
+    }
+}
+
+impl DocumentInputs<'_> {
+    /// exp(E[ln beta]) of word `id` for every topic.
+    #[inline(always)]
+    fn row(&self, id: usize) -> &[f64] {
+        &self.beta_t[id * self.k..(id + 1) * self.k]
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn update_document_avx512(x: &DocumentInputs<'_>, gamma: &mut [f64], s: &mut Scratch) {
+    update_document(x, gamma, s);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn update_document_avx2(x: &DocumentInputs<'_>, gamma: &mut [f64], s: &mut Scratch) {
+    update_document(x, gamma, s);
+}
+
+/// Picks the widest vector instructions the CPU has at run time (no target-cpu flags at
+/// build time). Every variant does the same arithmetic in the same order (no fused
+/// multiply-adds; sums in fixed lanes), so results do not depend on the machine.
+fn update_document_dispatch(x: &DocumentInputs<'_>, gamma: &mut [f64], s: &mut Scratch) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F, checked just above.
+            return unsafe { update_document_avx512(x, gamma, s) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            return unsafe { update_document_avx2(x, gamma, s) };
+        }
+    }
+    update_document(x, gamma, s);
+}
+
 /// The LDA stage.
 pub struct LdaStage;
 
@@ -444,6 +535,7 @@ impl Stage for LdaStage {
     fn outputs(_: &Self::Params) -> Vec<OutputSpec> {
         vec![
             OutputSpec::new("topics", "topics.parquet"),
+            OutputSpec::new("lambda", "lambda.parquet"),
             OutputSpec::new("doc_topics", "doc_topics.parquet"),
             OutputSpec::new("labels", "labels_topics.parquet"),
             OutputSpec::new("bound", "bound.parquet"),
@@ -489,6 +581,26 @@ impl Stage for LdaStage {
     }
 }
 
+/// A topic x word table: a `topic` column (1-based) and one column per word.
+fn write_topic_table(
+    path: &std::path::Path,
+    words: &[String],
+    rows: &[Vec<f64>],
+    provenance: &[(String, String)],
+) -> Result<()> {
+    let mut columns: Vec<(&str, ArrayRef)> = vec![(
+        "topic",
+        Arc::new(UInt32Array::from_iter_values(1..=rows.len() as u32)) as ArrayRef,
+    )];
+    for (w, word) in words.iter().enumerate() {
+        columns.push((
+            word.as_str(),
+            Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r[w]))),
+        ));
+    }
+    write_table(path, columns, provenance)
+}
+
 fn write_outputs(
     p: &LdaParams,
     io: &StageIo<'_>,
@@ -499,19 +611,22 @@ fn write_outputs(
 ) -> Result<()> {
     let k = model.k;
     let topic_rows: Vec<Vec<f64>> = (0..k).map(|t| model.topic(t)).collect();
-    let mut columns: Vec<(&str, ArrayRef)> = vec![(
-        "topic",
-        Arc::new(UInt32Array::from_iter_values(1..=k as u32)) as ArrayRef,
-    )];
-    for (w, word) in words.iter().enumerate() {
-        columns.push((
-            word.as_str(),
-            Arc::new(Float64Array::from_iter_values(
-                topic_rows.iter().map(|r| r[w]),
-            )),
-        ));
-    }
-    write_table(&io.output("topics.parquet"), columns, io.provenance)?;
+    write_topic_table(
+        &io.output("topics.parquet"),
+        words,
+        &topic_rows,
+        io.provenance,
+    )?;
+    // The variational parameters themselves, so the model can be reloaded elsewhere (gensim:
+    // `state.sstats = lambda - eta`) or checked against another implementation.
+    let lambda = model.lambda();
+    let lambda_rows: Vec<Vec<f64>> = lambda.chunks(model.w).map(<[f64]>::to_vec).collect();
+    write_topic_table(
+        &io.output("lambda.parquet"),
+        words,
+        &lambda_rows,
+        io.provenance,
+    )?;
 
     let names: Vec<String> = (1..=k).map(|t| format!("topic_{t:02}")).collect();
     let dist = Array2::from_shape_fn((ids.len(), k), |(d, t)| theta[d][t]);
@@ -686,5 +801,26 @@ mod tests {
             model.transform(&corpus[..20], &params),
             model.transform(&corpus[..20], &params)
         );
+    }
+
+    #[test]
+    fn every_instruction_set_gives_the_same_gammas() {
+        let model = Lda::new(70, 40, 3);
+        let doc: Document = vec![(1, 1.0), (7, 2.0), (39, 1.0)];
+        let inputs = DocumentInputs {
+            beta_t: &model.exp_elog_beta_t,
+            k: model.k,
+            alpha: model.alpha,
+            doc: &doc,
+            iterations: 50,
+            threshold: 0.001,
+        };
+        let start = gamma_draws(&mut ChaCha8Rng::seed_from_u64(5), 70);
+        let mut plain = start.clone();
+        update_document(&inputs, &mut plain, &mut Scratch::default());
+        let mut dispatched = start;
+        update_document_dispatch(&inputs, &mut dispatched, &mut Scratch::default());
+        assert_eq!(plain, dispatched);
+        assert!(plain.iter().all(|g| g.is_finite() && *g >= model.alpha));
     }
 }

@@ -5,6 +5,7 @@
 
 use faer::{MatRef, Side};
 use ndarray::{Array1, Array2};
+use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 
@@ -23,28 +24,86 @@ fn to_ndarray(m: MatRef<'_, f64>) -> Array2<f64> {
 /// `a^T a`. Only the lower triangle is computed (half the work of a full GEMM), then
 /// mirrored.
 pub fn gram(a: &Array2<f64>) -> Result<Array2<f64>> {
+    Ok(gram_of(view(a)?))
+}
+
+/// Rows per block of the parallel products below. Fixed, not derived from the thread count,
+/// so the order of every sum (and with it every bit of the result) is the same on any
+/// machine load or core count.
+const ROW_BLOCK: usize = 8192;
+
+/// The row blocks of an `n`-row matrix: (first row, rows).
+fn row_blocks(n: usize) -> Vec<(usize, usize)> {
+    (0..n)
+        .step_by(ROW_BLOCK)
+        .map(|r| (r, ROW_BLOCK.min(n - r)))
+        .collect()
+}
+
+/// `a^T a` of a faer view (any layout; column-major is the fastest). Tall matrices are cut
+/// into row blocks whose lower-triangular Gram matrices are computed in parallel, each by
+/// one thread (faer's own parallel split scales poorly on this shape), and summed in block
+/// order.
+pub fn gram_of(v: MatRef<'_, f64>) -> Array2<f64> {
     use faer::linalg::matmul::triangular::{matmul, BlockStructure};
-    let v = view(a)?;
-    let n = a.ncols();
-    let mut g = faer::Mat::<f64>::zeros(n, n);
-    matmul(
-        g.as_mut(),
-        BlockStructure::TriangularLower,
-        faer::Accum::Replace,
-        v.transpose(),
-        BlockStructure::Rectangular,
-        v,
-        BlockStructure::Rectangular,
-        1.0,
-        faer::get_global_parallelism(),
-    );
-    Ok(Array2::from_shape_fn((n, n), |(i, j)| {
-        if i >= j {
-            g[(i, j)]
-        } else {
-            g[(j, i)]
+    let p = v.ncols();
+    let partials: Vec<faer::Mat<f64>> = row_blocks(v.nrows())
+        .into_par_iter()
+        .map(|(first, rows)| {
+            let block = v.subrows(first, rows);
+            let mut g = faer::Mat::<f64>::zeros(p, p);
+            matmul(
+                g.as_mut(),
+                BlockStructure::TriangularLower,
+                faer::Accum::Replace,
+                block.transpose(),
+                BlockStructure::Rectangular,
+                block,
+                BlockStructure::Rectangular,
+                1.0,
+                faer::Par::Seq,
+            );
+            g
+        })
+        .collect();
+    let mut g = faer::Mat::<f64>::zeros(p, p);
+    for partial in &partials {
+        for j in 0..p {
+            for i in j..p {
+                g[(i, j)] += partial[(i, j)];
+            }
         }
-    }))
+    }
+    Array2::from_shape_fn((p, p), |(i, j)| if i >= j { g[(i, j)] } else { g[(j, i)] })
+}
+
+/// `a b` of faer views, as a column-major faer matrix.
+pub fn product(a: MatRef<'_, f64>, b: MatRef<'_, f64>) -> faer::Mat<f64> {
+    let mut c = faer::Mat::<f64>::zeros(a.nrows(), b.ncols());
+    product_into(c.as_mut(), a, b);
+    c
+}
+
+/// `c = a b`: row blocks of `a` in parallel, each by one thread (faer's own parallel split
+/// scales poorly on tall products), written straight into their rows of `c`.
+pub fn product_into(c: faer::MatMut<'_, f64>, a: MatRef<'_, f64>, b: MatRef<'_, f64>) {
+    let mut blocks = Vec::new();
+    let mut rest = c;
+    for (first, rows) in row_blocks(a.nrows()) {
+        let (block, tail) = rest.split_at_row_mut(rows);
+        blocks.push((first, rows, block));
+        rest = tail;
+    }
+    blocks.into_par_iter().for_each(|(first, rows, block)| {
+        faer::linalg::matmul::matmul(
+            block,
+            faer::Accum::Replace,
+            a.subrows(first, rows),
+            b,
+            1.0,
+            faer::Par::Seq,
+        );
+    });
 }
 
 /// `a b`.
@@ -55,8 +114,7 @@ pub fn matmul(a: &Array2<f64>, b: &Array2<f64>) -> Result<Array2<f64>> {
             message: format!("shapes {:?} and {:?} do not fit", a.dim(), b.dim()),
         });
     }
-    let c = view(a)? * view(b)?;
-    Ok(to_ndarray(c.as_ref()))
+    Ok(to_ndarray(product(view(a)?, view(b)?).as_ref()))
 }
 
 /// Eigenvalues (descending) and eigenvectors (as columns, same order) of a symmetric matrix.
@@ -142,5 +200,26 @@ mod tests {
         let at = a.t().to_owned().as_standard_layout().to_owned();
         let m = matmul(&at, &a).unwrap_or_else(|e| panic!("{e}"));
         assert!((&g - &m).iter().all(|d| d.abs() < 1e-12));
+    }
+
+    #[test]
+    fn blocked_products_match_a_plain_sum_across_several_row_blocks() {
+        let n = 2 * ROW_BLOCK + 123;
+        let a = Array2::from_shape_fn((n, 4), |(i, j)| ((i * 13 + j * 7) % 29) as f64 - 14.0);
+        let b = Array2::from_shape_fn((4, 3), |(i, j)| (i + 2 * j) as f64 * 0.25 - 1.0);
+        let g = gram(&a).unwrap_or_else(|e| panic!("{e}"));
+        let c = matmul(&a, &b).unwrap_or_else(|e| panic!("{e}"));
+        for p in 0..4 {
+            for q in 0..4 {
+                let expected: f64 = (0..n).map(|r| a[[r, p]] * a[[r, q]]).sum();
+                assert_eq!(g[[p, q]], expected, "gram ({p}, {q})");
+            }
+        }
+        for r in [0, ROW_BLOCK - 1, ROW_BLOCK, n - 1] {
+            for q in 0..3 {
+                let expected: f64 = (0..4).map(|p| a[[r, p]] * b[[p, q]]).sum();
+                assert!((c[[r, q]] - expected).abs() < 1e-12, "product ({r}, {q})");
+            }
+        }
     }
 }

@@ -17,9 +17,9 @@ use serde_json::json;
 use crate::chart::{line_chart, Series};
 use crate::error::{Error, Result};
 use crate::kind::{check_range, InputSpec, OutputSpec, ParamError, Params, Stage, StageIo};
-use crate::linalg::{matmul, symmetric_eigen};
+use crate::linalg::{gram_of, matmul, product_into, symmetric_eigen};
 use crate::metrics::write_metrics;
-use crate::parquet_io::{read_matrix, write_matrix, write_table};
+use crate::parquet_io::{read_column_major, write_column_major, write_table, Landing};
 
 /// Parameters of `pca`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -77,7 +77,11 @@ impl Pca {
 
     /// Fits on data already centred by `mean` (saves a copy of a large matrix).
     pub fn fit_centred(centred: &Array2<f64>, mean: Array1<f64>) -> Result<Self> {
-        let n = centred.nrows();
+        Self::from_gram(crate::linalg::gram(centred)?, centred.nrows(), mean)
+    }
+
+    /// Fits from the Gram matrix `X^T X` of `n` centred rows.
+    pub fn from_gram(mut cov: Array2<f64>, n: usize, mean: Array1<f64>) -> Result<Self> {
         if n < 2 {
             return Err(Error::TooFew {
                 what: "rows for PCA".into(),
@@ -85,7 +89,6 @@ impl Pca {
                 got: n,
             });
         }
-        let mut cov = crate::linalg::gram(centred)?;
         cov /= (n - 1) as f64;
         let (mut values, components) = symmetric_eigen(&cov)?;
         values.mapv_inplace(|v| v.max(0.0));
@@ -163,15 +166,24 @@ impl Stage for PcaStage {
     }
 
     fn run(params: &Self::Params, io: &StageIo<'_>) -> Result<()> {
-        let mut data = read_matrix(io.input(0, "features")?)?;
-        let p = data.columns.len();
-        let mean = data
-            .values
-            .mean_axis(Axis(0))
-            .unwrap_or_else(|| Array1::zeros(p));
-        // Centre in place: the matrix is large, and both the fit and the scores need it centred.
-        data.values -= &mean;
-        let pca = Pca::fit_centred(&data.values, mean)?;
+        let clock = std::time::Instant::now();
+        let elapsed = || clock.elapsed().as_secs_f64();
+        // Column-major throughout: Parquet stores columns, faer's GEMMs prefer them, and the
+        // scores go back out column by column. Centred as read: both the fit and the scores
+        // need it so.
+        let data = read_column_major(io.input(0, "features")?, Landing::Centred)?;
+        let (n, p) = (data.rows(), data.columns.len());
+        tracing::debug!("pca: read and centred {n} x {p} in {:.3} s", elapsed());
+        if n < 2 {
+            return Err(Error::TooFew {
+                what: "rows for PCA".into(),
+                needed: 2,
+                got: n,
+            });
+        }
+        let centred = faer::MatRef::from_column_major_slice(&data.values, n, p);
+        let pca = Pca::from_gram(gram_of(centred), n, Array1::from(data.means.clone()))?;
+        tracing::debug!("pca: fitted at {:.3} s", elapsed());
         io.check_cancelled()?;
         let ratios = pca.ratios();
         let k = match params.variance {
@@ -193,17 +205,23 @@ impl Stage for PcaStage {
             })
             .collect();
 
-        let scores = pca.project_centred(&data.values, k)?;
+        let basis = faer::Mat::from_fn(p, k, |i, j| pca.components[[i, j]]);
+        let mut scores = vec![0.0f64; n * k];
+        product_into(
+            faer::MatMut::from_column_major_slice_mut(&mut scores, n, k),
+            centred,
+            basis.as_ref(),
+        );
+        tracing::debug!("pca: projected at {:.3} s", elapsed());
         let names: Vec<String> = (1..=k).map(|i| format!("pc{i:03}")).collect();
-        write_matrix(
+        write_column_major(
             &io.output("scores.parquet"),
             &data.track_ids,
             &names,
-            &scores,
-            false,
+            scores,
             io.provenance,
         )?;
-
+        tracing::debug!("pca: scores written at {:.3} s", elapsed());
         let mut columns: Vec<(&str, ArrayRef)> = vec![(
             "component",
             Arc::new(UInt32Array::from_iter_values(1..=k as u32)) as ArrayRef,

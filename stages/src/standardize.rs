@@ -7,14 +7,13 @@
 
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, BooleanArray, Float64Array, StringArray};
-use ndarray::Array2;
+use arrow_array::{ArrayRef, BooleanArray, Float32Array, Float64Array, StringArray};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::kind::{InputSpec, OutputSpec, ParamError, Params, Stage, StageIo};
-use crate::parquet_io::{read_batches, read_matrix, write_matrix, write_table};
+use crate::parquet_io::{read_batches, read_column_major, write_id_columns, write_table, Landing};
 
 /// Which tracks the statistics are computed on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,29 +66,33 @@ pub struct Scaling {
     pub max: Vec<f64>,
 }
 
-/// Fits the statistics on the rows where `use_row` is true.
-pub fn fit(values: &Array2<f64>, use_row: &[bool]) -> Scaling {
-    let cols: Vec<(f64, f64, f64, f64)> = (0..values.ncols())
-        .into_par_iter()
-        .map(|j| {
-            let column = values.column(j);
-            let (mut n, mut sum, mut min, mut max) = (0.0, 0.0, f64::INFINITY, f64::NEG_INFINITY);
-            for (v, _) in column.iter().zip(use_row).filter(|(_, u)| **u) {
-                n += 1.0;
-                sum += v;
-                min = min.min(*v);
-                max = max.max(*v);
-            }
-            let mean = sum / f64::max(n, 1.0);
-            let var = column
-                .iter()
-                .zip(use_row)
-                .filter(|(_, u)| **u)
-                .map(|(v, _)| (v - mean) * (v - mean))
-                .sum::<f64>()
-                / f64::max(n, 1.0);
-            (mean, var.sqrt(), min, max)
-        })
+/// The statistics of one column over the rows where `use_row` is true:
+/// (mean, population std, min, max).
+pub fn fit_column(column: &[f64], use_row: &[bool]) -> (f64, f64, f64, f64) {
+    let used = || {
+        column
+            .iter()
+            .zip(use_row)
+            .filter(|(_, u)| **u)
+            .map(|(v, _)| *v)
+    };
+    let (mut n, mut sum, mut min, mut max) = (0.0, 0.0, f64::INFINITY, f64::NEG_INFINITY);
+    for v in used() {
+        n += 1.0;
+        sum += v;
+        min = min.min(v);
+        max = max.max(v);
+    }
+    let mean = sum / f64::max(n, 1.0);
+    let var = used().map(|v| (v - mean) * (v - mean)).sum::<f64>() / f64::max(n, 1.0);
+    (mean, var.sqrt(), min, max)
+}
+
+/// Fits the statistics of every column of a column-major matrix (`rows` per column).
+pub fn fit(values: &[f64], rows: usize, use_row: &[bool]) -> Scaling {
+    let cols: Vec<(f64, f64, f64, f64)> = values
+        .par_chunks(rows.max(1))
+        .map(|column| fit_column(column, use_row))
         .collect();
     Scaling {
         mean: cols.iter().map(|c| c.0).collect(),
@@ -99,30 +102,31 @@ pub fn fit(values: &Array2<f64>, use_row: &[bool]) -> Scaling {
     }
 }
 
-/// `(z-scored, min-max)` copies of `values`; constant columns become 0.
-pub fn apply(values: &Array2<f64>, s: &Scaling) -> (Array2<f64>, Array2<f64>) {
-    let mut z = values.clone();
-    let mut m = values.clone();
-    z.axis_iter_mut(ndarray::Axis(0))
-        .into_par_iter()
-        .zip(m.axis_iter_mut(ndarray::Axis(0)).into_par_iter())
-        .for_each(|(mut zr, mut mr)| {
-            for j in 0..zr.len() {
-                let v = zr[j];
-                zr[j] = if s.std[j] > 0.0 {
-                    (v - s.mean[j]) / s.std[j]
-                } else {
-                    0.0
-                };
-                let range = s.max[j] - s.min[j];
-                mr[j] = if range > 0.0 {
-                    (v - s.min[j]) / range
-                } else {
-                    0.0
-                };
-            }
-        });
-    (z, m)
+impl Scaling {
+    /// Column `j` z-scored; 0 for a constant column.
+    pub fn zscore<'a>(&self, j: usize, column: &'a [f64]) -> impl Iterator<Item = f64> + 'a {
+        let (mean, std) = (self.mean[j], self.std[j]);
+        column
+            .iter()
+            .map(move |v| if std > 0.0 { (v - mean) / std } else { 0.0 })
+    }
+
+    /// Column `j` scaled to [0, 1]; 0 for a constant column.
+    pub fn minmax<'a>(&self, j: usize, column: &'a [f64]) -> impl Iterator<Item = f64> + 'a {
+        let (min, range) = (self.min[j], self.max[j] - self.min[j]);
+        column
+            .iter()
+            .map(move |v| if range > 0.0 { (v - min) / range } else { 0.0 })
+    }
+}
+
+/// One scaled column as an Arrow array of the stored precision.
+fn scaled_array(values: impl Iterator<Item = f64>, float32: bool) -> ArrayRef {
+    if float32 {
+        Arc::new(Float32Array::from_iter_values(values.map(|v| v as f32)))
+    } else {
+        Arc::new(Float64Array::from_iter_values(values))
+    }
 }
 
 impl Stage for Standardize {
@@ -143,9 +147,12 @@ impl Stage for Standardize {
     }
 
     fn run(params: &Self::Params, io: &StageIo<'_>) -> Result<()> {
-        let features = read_matrix(io.input(0, "features")?)?;
+        // Column by column: statistics and scaling run over contiguous memory, and Parquet
+        // takes the columns as they are.
+        let features = read_column_major(io.input(0, "features")?, Landing::AsRead)?;
+        let rows = features.rows();
         let use_row = match params.fit {
-            FitOn::All => vec![true; features.track_ids.len()],
+            FitOn::All => vec![true; rows],
             FitOn::Training => {
                 let splits = read_splits(io.input(1, "tracks")?)?;
                 let rows: Vec<bool> = features
@@ -164,28 +171,32 @@ impl Stage for Standardize {
             }
         };
         io.check_cancelled()?;
-        let scaling = fit(&features.values, &use_row);
+        let scaling = fit(&features.values, rows, &use_row);
         let constant: Vec<bool> = scaling.std.iter().map(|s| *s == 0.0).collect();
         for (name, c) in features.columns.iter().zip(&constant) {
             if *c {
                 tracing::warn!("standardize: column `{name}` is constant; its scaled values are 0");
             }
         }
-        let (z, m) = apply(&features.values, &scaling);
-        write_matrix(
+        let columns = || features.values.par_chunks(rows.max(1)).enumerate();
+        let z: Vec<ArrayRef> = columns()
+            .map(|(j, c)| scaled_array(scaling.zscore(j, c), params.float32))
+            .collect();
+        write_id_columns(
             &io.output("zscore.parquet"),
             &features.track_ids,
             &features.columns,
-            &z,
-            params.float32,
+            z,
             io.provenance,
         )?;
-        write_matrix(
+        let m: Vec<ArrayRef> = columns()
+            .map(|(j, c)| scaled_array(scaling.minmax(j, c), params.float32))
+            .collect();
+        write_id_columns(
             &io.output("minmax.parquet"),
             &features.track_ids,
             &features.columns,
-            &m,
-            params.float32,
+            m,
             io.provenance,
         )?;
         let f64s = |v: &Vec<f64>| Arc::new(Float64Array::from(v.clone())) as ArrayRef;
@@ -248,21 +259,24 @@ mod tests {
 
     #[test]
     fn zscore_uses_population_std_and_constant_columns_stay_zero() {
-        let x = Array2::from_shape_vec((4, 2), vec![1.0, 5.0, 2.0, 5.0, 3.0, 5.0, 4.0, 5.0])
-            .unwrap_or_default();
-        let s = fit(&x, &[true; 4]);
+        // Two columns of four rows, column-major.
+        let x = [1.0, 2.0, 3.0, 4.0, 5.0, 5.0, 5.0, 5.0];
+        let s = fit(&x, 4, &[true; 4]);
         assert!((s.std[0] - 1.25f64.sqrt()).abs() < 1e-12);
-        let (z, m) = apply(&x, &s);
-        assert!((z[[0, 0]] + 1.5 / 1.25f64.sqrt()).abs() < 1e-12);
-        assert_eq!(z.column(1).to_vec(), vec![0.0; 4]);
-        assert_eq!(m.column(0).to_vec(), vec![0.0, 1.0 / 3.0, 2.0 / 3.0, 1.0]);
-        assert!(z.iter().all(|v| v.is_finite()));
+        let z0: Vec<f64> = s.zscore(0, &x[..4]).collect();
+        assert!((z0[0] + 1.5 / 1.25f64.sqrt()).abs() < 1e-12);
+        assert_eq!(s.zscore(1, &x[4..]).collect::<Vec<_>>(), vec![0.0; 4]);
+        assert_eq!(s.minmax(1, &x[4..]).collect::<Vec<_>>(), vec![0.0; 4]);
+        assert_eq!(
+            s.minmax(0, &x[..4]).collect::<Vec<_>>(),
+            vec![0.0, 1.0 / 3.0, 2.0 / 3.0, 1.0]
+        );
+        assert!(z0.iter().all(|v| v.is_finite()));
     }
 
     #[test]
     fn fitting_on_a_subset_ignores_other_rows() {
-        let x = Array2::from_shape_vec((3, 1), vec![0.0, 2.0, 100.0]).unwrap_or_default();
-        let s = fit(&x, &[true, true, false]);
+        let s = fit(&[0.0, 2.0, 100.0], 3, &[true, true, false]);
         assert_eq!((s.mean[0], s.std[0], s.max[0]), (1.0, 1.0, 2.0));
     }
 }
