@@ -1,5 +1,6 @@
 //! The Parquet artifacts read back outside this project: pyarrow checks types, row counts
-//! and provenance (CI installs pyarrow; see `.ci/run`).
+//! and provenance, and the models are checked against scikit-learn, numpy and gensim on the
+//! same files (CI installs them; see `.ci/run`).
 
 use std::process::Command;
 
@@ -20,19 +21,56 @@ inputs = ["source:features", "source:tracks", "source:genres"]
     );
     let out = p.pipeline(&["run"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/interop/check_parquet.py"
+    python_check(&p, "check_parquet.py");
+}
+
+#[test]
+fn pca_lsi_and_lda_match_scikit_learn_numpy_and_gensim() {
+    let p = Project::new(
+        r#"
+[stages.source]
+kind = "synthetic_fma"
+tracks = 1500
+
+[stages.ingest]
+kind = "ingest"
+inputs = ["source:features", "source:tracks", "source:genres"]
+
+[stages.standardize]
+kind = "standardize"
+inputs = ["ingest:features", "ingest:tracks"]
+
+[stages.pca]
+kind = "pca"
+inputs = ["standardize:zscore"]
+
+[stages.lsi]
+kind = "lsi"
+inputs = ["ingest:labels_genres_all"]
+
+[stages.lda]
+kind = "lda"
+inputs = ["ingest:labels_genres_all"]
+passes = 3
+"#,
     );
+    let out = p.pipeline(&["run"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    python_check(&p, "check_models.py");
+}
+
+/// Runs `tests/interop/SCRIPT OUTPUTS_DIR` and fails with its output unless it succeeds.
+fn python_check(p: &Project, script: &str) {
+    let script = format!("{}/tests/interop/{script}", env!("CARGO_MANIFEST_DIR"));
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
     let check = Command::new(python)
-        .arg(script)
+        .arg(&script)
         .arg(p.file("outputs"))
         .output()
         .expect("python3 must be installed (see .ci/run)");
     assert!(
         check.status.success(),
-        "pyarrow check failed:\n{}\n{}",
+        "{script} failed:\n{}\n{}",
         String::from_utf8_lossy(&check.stdout),
         String::from_utf8_lossy(&check.stderr)
     );

@@ -6,6 +6,7 @@
 //! cargo run --release -p pipeline-bench -- ingest [TRACKS]        synthetic CSV -> Parquet
 //! cargo run --release -p pipeline-bench -- knn [QUERIES] [POINTS]   exact L1 neighbour search
 //! cargo run --release -p pipeline-bench -- nn                      MLP training samples/s
+//! cargo run --release -p pipeline-bench -- models [CONFIG]         pca, lsi, lda vs Python peers
 //! ```
 //! Figures are wall-clock medians; the machines are shared and noisy, so compare ratios
 //! measured in one session.
@@ -36,8 +37,11 @@ fn main() -> Result<()> {
             }
             Ok(())
         }
+        Some("models") => models(Path::new(
+            args.get(1).map_or("pipeline.full.toml", String::as_str),
+        )),
         _ => bail!(
-            "usage: pipeline-bench hash [SIZE_MB] | noop [CONFIG] [RUNS] | ingest [TRACKS] | knn [QUERIES] [POINTS] | nn"
+            "usage: pipeline-bench hash [SIZE_MB] | noop [CONFIG] [RUNS] | ingest [TRACKS] | knn [QUERIES] [POINTS] | nn | models [CONFIG]"
         ),
     }
 }
@@ -141,6 +145,93 @@ fn ingest(tracks: usize) -> Result<()> {
         start.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// The pca, lsi and lda stages of `config` (full scale by default), each rerun three times
+/// (median of the stage seconds the engine reports, which include reading the inputs and
+/// writing the outputs), then the Python peers on the same files when they are installed.
+fn models(config: &Path) -> Result<()> {
+    let binary = pipeline_binary();
+    let stages = ["pca", "lsi", "lda"];
+    let prepared = Command::new(&binary)
+        .args(["run", "-q", "--config"])
+        .arg(config)
+        .args(stages)
+        .status()
+        .context("run `pipeline` (build it with cargo build --release)")?;
+    if !prepared.success() {
+        bail!("the pipeline failed");
+    }
+    for stage in stages {
+        let mut times = Vec::new();
+        for _ in 0..3 {
+            let out = Command::new(&binary)
+                .args(["run", "-q", "--force", "--json", "--config"])
+                .arg(config)
+                .arg(stage)
+                .output()?;
+            if !out.status.success() {
+                bail!("`pipeline run --force {stage}` failed");
+            }
+            times.push(Duration::from_secs_f64(stage_seconds(&out.stdout, stage)?));
+        }
+        println!(
+            "pipeline {stage}: median {:.2} s over 3 runs (read + compute + write)",
+            median(times).as_secs_f64()
+        );
+    }
+    let outputs = config
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .join("outputs");
+    pca_compute(&outputs.join("standardize").join("zscore.parquet"))?;
+    let peers = concat!(env!("CARGO_MANIFEST_DIR"), "/peers/models.py");
+    let status = Command::new("python3").arg(peers).arg(&outputs).status();
+    if !status.is_ok_and(|s| s.success()) {
+        println!("(Python peers not run: pip install pyarrow scikit-learn gensim)");
+    }
+    Ok(())
+}
+
+/// The pca stage's computation alone, as the Python peers are timed: the full spectrum
+/// (covariance + eigendecomposition), then the scores on 155 components. Medians of 3.
+fn pca_compute(zscore: &Path) -> Result<()> {
+    let start = Instant::now();
+    let data = stages::parquet_io::read_column_major(zscore, stages::parquet_io::Landing::Centred)?;
+    let n = data.rows();
+    println!(
+        "pipeline pca: reading and centring {n} x {} takes {:.2} s",
+        data.columns.len(),
+        start.elapsed().as_secs_f64()
+    );
+    let (mut fits, mut projections) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        let start = Instant::now();
+        let pca = stages::pca::Pca::fit_column_major(&data.values, n, data.means.clone())?;
+        fits.push(start.elapsed());
+        let start = Instant::now();
+        std::hint::black_box(pca.scores_column_major(&data.values, n, 155.min(data.columns.len())));
+        projections.push(start.elapsed());
+    }
+    let (fit, projection) = (median(fits), median(projections));
+    println!(
+        "pipeline pca compute: full spectrum {:.2} s, + 155 scores {:.2} s = {:.2} s",
+        fit.as_secs_f64(),
+        projection.as_secs_f64(),
+        (fit + projection).as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The seconds `pipeline run --json` reports for `stage`.
+fn stage_seconds(json: &[u8], stage: &str) -> Result<f64> {
+    let summary: serde_json::Value = serde_json::from_slice(json)?;
+    summary["stages"]
+        .as_array()
+        .and_then(|stages| stages.iter().find(|s| s["stage"] == stage))
+        .and_then(|s| s["seconds"].as_f64())
+        .with_context(|| format!("no seconds for `{stage}` in the run summary"))
 }
 
 /// Training throughput of an MLP (Adam, BCE, dropout 0.2 on hidden layers), one thread.

@@ -99,6 +99,28 @@ impl Pca {
         })
     }
 
+    /// Fits on `n` centred rows stored column-major (`values.len() / n` columns).
+    pub fn fit_column_major(values: &[f64], n: usize, mean: Vec<f64>) -> Result<Self> {
+        let p = values.len() / n.max(1);
+        let centred = faer::MatRef::from_column_major_slice(&values[..n * p], n, p);
+        Self::from_gram(gram_of(centred), n, Array1::from(mean))
+    }
+
+    /// Scores of `n` centred rows stored column-major on the first `k` components, also
+    /// column-major (n x k).
+    pub fn scores_column_major(&self, values: &[f64], n: usize, k: usize) -> Vec<f64> {
+        let p = self.components.nrows();
+        let centred = faer::MatRef::from_column_major_slice(&values[..n * p], n, p);
+        let basis = faer::Mat::from_fn(p, k, |i, j| self.components[[i, j]]);
+        let mut scores = vec![0.0f64; n * k];
+        product_into(
+            faer::MatMut::from_column_major_slice_mut(&mut scores, n, k),
+            centred,
+            basis.as_ref(),
+        );
+        scores
+    }
+
     /// Explained variance ratio of every component.
     pub fn ratios(&self) -> Vec<f64> {
         let total: f64 = self.explained_variance.sum();
@@ -181,8 +203,7 @@ impl Stage for PcaStage {
                 got: n,
             });
         }
-        let centred = faer::MatRef::from_column_major_slice(&data.values, n, p);
-        let pca = Pca::from_gram(gram_of(centred), n, Array1::from(data.means.clone()))?;
+        let pca = Pca::fit_column_major(&data.values, n, data.means.clone())?;
         tracing::debug!("pca: fitted at {:.3} s", elapsed());
         io.check_cancelled()?;
         let ratios = pca.ratios();
@@ -205,13 +226,7 @@ impl Stage for PcaStage {
             })
             .collect();
 
-        let basis = faer::Mat::from_fn(p, k, |i, j| pca.components[[i, j]]);
-        let mut scores = vec![0.0f64; n * k];
-        product_into(
-            faer::MatMut::from_column_major_slice_mut(&mut scores, n, k),
-            centred,
-            basis.as_ref(),
-        );
+        let scores = pca.scores_column_major(&data.values, n, k);
         tracing::debug!("pca: projected at {:.3} s", elapsed());
         let names: Vec<String> = (1..=k).map(|i| format!("pc{i:03}")).collect();
         write_column_major(
@@ -349,5 +364,26 @@ mod tests {
         // Scores of the first component have the first eigenvalue as variance.
         let var = scores.column(0).mapv(|v| v * v).sum() / 99.0;
         assert!((var - pca.explained_variance[0]).abs() < 1e-9 * var.max(1.0));
+    }
+
+    #[test]
+    fn the_column_major_path_matches_the_matrix_path() {
+        let x = random(200, 7, 3);
+        let reference = Pca::fit(&x).unwrap_or_else(|e| panic!("{e}"));
+        let mean = x.mean_axis(Axis(0)).unwrap_or_default();
+        let columns: Vec<f64> = (0..7)
+            .flat_map(|j| x.column(j).iter().map(|v| v - mean[j]).collect::<Vec<_>>())
+            .collect();
+        let pca =
+            Pca::fit_column_major(&columns, 200, mean.to_vec()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(pca.explained_variance, reference.explained_variance);
+        assert_eq!(pca.components, reference.components);
+        let scores = pca.scores_column_major(&columns, 200, 3);
+        let expected = reference.transform(&x, 3).unwrap_or_else(|e| panic!("{e}"));
+        for c in 0..3 {
+            for r in 0..200 {
+                assert!((scores[c * 200 + r] - expected[[r, c]]).abs() < 1e-12);
+            }
+        }
     }
 }
