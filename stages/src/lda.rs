@@ -4,7 +4,8 @@
 //! Documents are tracks, words are genre names from `genres_all` (`N/A` for an empty list;
 //! genres that never occur are not in the vocabulary, as in a gensim `Dictionary`). The
 //! parameters and update rules are gensim's: symmetric alpha and eta (1/K), chunks of 2000
-//! documents, `passes` over the corpus, rho = (offset + pass + updates / chunksize)^-decay,
+//! documents, `passes` over the corpus, rho = (offset + pass + updates / chunksize)^-decay
+//! where `updates` counts the documents of the first pass only (gensim's `num_updates`),
 //! per-document gamma iterations until the mean change is under `gamma_threshold`, and the
 //! sufficient statistics blended into lambda scaled to the corpus size. The E-step of a chunk
 //! runs in parallel over fixed sub-batches whose statistics are summed in a fixed order, and
@@ -108,7 +109,7 @@ pub struct Lda {
     pub exp_elog_beta: Vec<f64>,
     /// The same, transposed (w x k), for inference's inner loops.
     exp_elog_beta_t: Vec<f64>,
-    /// Documents seen by online updates.
+    /// Documents counted by online updates (gensim's `num_updates`: first pass only).
     pub updates: usize,
 }
 
@@ -144,7 +145,10 @@ impl Lda {
             exp_elog_beta_t: vec![0.0; k * w],
             updates: 0,
         };
-        model.refresh_beta();
+        // As gensim's constructor: the first E-step sees exp(E[ln beta]) of the random draws
+        // alone; every later one sees it of lambda = eta + sstats.
+        let draws = model.sstats.clone();
+        model.refresh_beta_from(&draws);
         model
     }
 
@@ -154,7 +158,11 @@ impl Lda {
     }
 
     fn refresh_beta(&mut self) {
-        let lambda = self.lambda();
+        self.refresh_beta_from(&self.lambda());
+    }
+
+    /// exp(E[ln beta]) for Dirichlet parameters `lambda` (k x w).
+    fn refresh_beta_from(&mut self, lambda: &[f64]) {
         let mut row = vec![0.0; self.w];
         for t in 0..self.k {
             dirichlet_expectation(&lambda[t * self.w..(t + 1) * self.w], &mut row);
@@ -290,7 +298,11 @@ impl Lda {
                     *s = (1.0 - rho) * *s + rho * scale * o;
                 }
                 self.refresh_beta();
-                self.updates += chunk.len();
+                // As gensim's `do_mstep`: only the first pass counts its documents ("extra"
+                // passes do not), so rho stays constant within each later pass.
+                if pass == 0 {
+                    self.updates += chunk.len();
+                }
             }
             let ratio = n as f64 / sample.len().max(1) as f64;
             // The same starting gammas every pass, so the curve shows the model changing,
