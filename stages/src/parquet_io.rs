@@ -161,15 +161,7 @@ pub fn read_matrix(path: &Path) -> Result<Matrix> {
     let mut track_ids = Vec::with_capacity(rows);
     let mut offset = 0;
     for batch in &batches {
-        let ids = batch
-            .column(id_index)
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .ok_or_else(|| Error::BadFile {
-                path: path.to_owned(),
-                message: "column `track_id` is not int64".into(),
-            })?;
-        track_ids.extend(ids.values().iter().copied());
+        track_ids.extend_from_slice(track_id_values(batch.column(id_index), path)?);
         let mut sources = Vec::with_capacity(width);
         for (i, array) in batch.columns().iter().enumerate() {
             if i == id_index {
@@ -306,14 +298,7 @@ pub fn read_column_major(path: &Path, landing: Landing) -> Result<ColumnMajor> {
     };
     let mut track_ids = Vec::new();
     decode(&[id_index], &mut |_, _, array| {
-        let ids = array
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .ok_or_else(|| Error::BadFile {
-                path: path.to_owned(),
-                message: "column `track_id` is not int64".into(),
-            })?;
-        track_ids.extend(ids.values().iter().copied());
+        track_ids.extend_from_slice(track_id_values(array, path)?);
         Ok(())
     })?;
     let rows = track_ids.len();
@@ -365,6 +350,18 @@ pub fn read_column_major(path: &Path, landing: Landing) -> Result<ColumnMajor> {
         values,
         means,
     })
+}
+
+/// The values of a `track_id` column, which must be int64.
+fn track_id_values<'a>(array: &'a ArrayRef, path: &Path) -> Result<&'a [i64]> {
+    array
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .map(|ids| &ids.values()[..])
+        .ok_or_else(|| Error::BadFile {
+            path: path.to_owned(),
+            message: "column `track_id` is not int64".into(),
+        })
 }
 
 /// Copies a numeric array into `out` as f64, or says what is wrong with it.

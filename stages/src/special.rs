@@ -171,33 +171,28 @@ pub fn sum_lanes(a: &[f64]) -> f64 {
 /// Σ a_i b_i in eight interleaved partial sums (see [`sum_lanes`]).
 #[inline(always)]
 pub fn dot_lanes(a: &[f64], b: &[f64]) -> f64 {
-    let mut acc = [0.0f64; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for ((s, u), v) in acc.iter_mut().zip(x).zip(y) {
-            *s += u * v;
-        }
-    }
-    for ((s, u), v) in acc.iter_mut().zip(ra).zip(rb) {
-        *s += u * v;
-    }
-    combine_lanes(acc)
+    fold_lanes(a, b, |u, v| u * v)
 }
 
 /// Σ |a_i - b_i| in eight interleaved partial sums (see [`sum_lanes`]).
 #[inline(always)]
 pub fn abs_diff_lanes(a: &[f64], b: &[f64]) -> f64 {
+    fold_lanes(a, b, |u, v| (u - v).abs())
+}
+
+/// Σ term(a_i, b_i) in eight interleaved partial sums.
+#[inline(always)]
+fn fold_lanes(a: &[f64], b: &[f64], term: impl Fn(f64, f64) -> f64) -> f64 {
     let mut acc = [0.0f64; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
     let (ra, rb) = (ca.remainder(), cb.remainder());
     for (x, y) in ca.zip(cb) {
         for ((s, u), v) in acc.iter_mut().zip(x).zip(y) {
-            *s += (u - v).abs();
+            *s += term(*u, *v);
         }
     }
     for ((s, u), v) in acc.iter_mut().zip(ra).zip(rb) {
-        *s += (u - v).abs();
+        *s += term(*u, *v);
     }
     combine_lanes(acc)
 }
