@@ -31,7 +31,8 @@ use crate::kind::{check_range, InputSpec, OutputSpec, ParamError, Params, Stage,
 use crate::metrics::write_metrics;
 use crate::parquet_io::{read_matrix, write_columns, write_table};
 use crate::special::{
-    abs_diff_lanes, dirichlet_expectation, dot_lanes, exp_dirichlet_expectation, ln_gamma,
+    abs_diff_lanes, digamma, dirichlet_expectation, dot_lanes, exp_dirichlet_expectation, exp_fast,
+    ln_gamma,
 };
 
 /// Parameters of `lda`.
@@ -371,21 +372,35 @@ impl Lda {
                 &mut elog_beta[t * w..(t + 1) * w],
             );
         }
+        // Most topics of a short document keep gamma = alpha exactly: their digamma is
+        // computed once here, and their log-gamma terms below are zero.
+        let digamma_alpha = digamma(self.alpha);
         let doc_scores: Vec<f64> = corpus
             .par_iter()
             .zip(gammas)
             .map(|(doc, gamma)| {
-                let mut elog = vec![0.0; k];
-                dirichlet_expectation(gamma, &mut elog);
+                let total = digamma(gamma.iter().sum());
+                let elog: Vec<f64> = gamma
+                    .iter()
+                    .map(|&g| {
+                        if g == self.alpha {
+                            digamma_alpha - total
+                        } else {
+                            digamma(g) - total
+                        }
+                    })
+                    .collect();
                 let mut score = 0.0;
+                let mut terms = vec![0.0; k];
                 for &(id, c) in doc {
-                    let terms: Vec<f64> = (0..k).map(|t| elog[t] + elog_beta[t * w + id]).collect();
+                    for (t, term) in terms.iter_mut().enumerate() {
+                        *term = elog[t] + elog_beta[t * w + id];
+                    }
                     let max = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                    score += c * (max + terms.iter().map(|v| (v - max).exp()).sum::<f64>().ln());
+                    let sum: f64 = terms.iter().map(|v| exp_fast(v - max)).sum();
+                    score += c * (max + sum.ln());
                 }
                 for t in 0..k {
-                    // Most topics of a short document keep gamma = alpha exactly, where this
-                    // term is zero: skipping them saves two log-gamma calls each.
                     if gamma[t] != self.alpha {
                         score += (self.alpha - gamma[t]) * elog[t] + ln_gamma(gamma[t])
                             - ln_gamma(self.alpha);

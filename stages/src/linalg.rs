@@ -3,7 +3,7 @@
 //! ndarray is the matrix type every stage passes around; faer does the heavy lifting
 //! (GEMM, symmetric eigendecomposition, SVD) on zero-copy views of the same memory.
 
-use faer::{MatRef, Side};
+use faer::MatRef;
 use ndarray::{Array1, Array2};
 use rayon::prelude::*;
 
@@ -120,16 +120,34 @@ pub fn matmul(a: &Array2<f64>, b: &Array2<f64>) -> Result<Array2<f64>> {
 /// Eigenvalues (descending) and eigenvectors (as columns, same order) of a symmetric matrix.
 /// Each eigenvector's sign is fixed so that its entry of largest magnitude is positive (the
 /// sklearn `svd_flip` convention), so reruns give identical bytes.
+///
+/// Runs on one thread: faer's parallel split of this algorithm depends on the thread count,
+/// and so would the last bits of the result; at the sizes used here (at most a few hundred
+/// columns) it takes a few hundredths of a second.
 pub fn symmetric_eigen(a: &Array2<f64>) -> Result<(Array1<f64>, Array2<f64>)> {
-    let evd = view(a)?
-        .self_adjoint_eigen(Side::Lower)
-        .map_err(|e| Error::Numerical {
-            what: "eigendecomposition",
-            message: format!("{e:?}"),
-        })?;
+    use faer::dyn_stack::{MemBuffer, MemStack};
+    use faer::linalg::evd::{self_adjoint_evd, self_adjoint_evd_scratch, ComputeEigenvectors};
     let n = a.nrows();
-    let s = evd.S();
-    let u = evd.U();
+    let mut s = faer::diag::Diag::<f64>::zeros(n);
+    let mut u = faer::Mat::<f64>::zeros(n, n);
+    let scratch = self_adjoint_evd_scratch::<f64>(
+        n,
+        ComputeEigenvectors::Yes,
+        faer::Par::Seq,
+        Default::default(),
+    );
+    self_adjoint_evd(
+        view(a)?,
+        s.as_mut(),
+        Some(u.as_mut()),
+        faer::Par::Seq,
+        MemStack::new(&mut MemBuffer::new(scratch)),
+        Default::default(),
+    )
+    .map_err(|e| Error::Numerical {
+        what: "eigendecomposition",
+        message: format!("{e:?}"),
+    })?;
     let mut values = Array1::zeros(n);
     let mut vectors = Array2::zeros((n, n));
     for k in 0..n {
@@ -221,5 +239,25 @@ mod tests {
                 assert!((c[[r, q]] - expected).abs() < 1e-12, "product ({r}, {q})");
             }
         }
+    }
+
+    #[test]
+    fn results_do_not_depend_on_the_thread_count() {
+        let a = Array2::from_shape_fn((2 * ROW_BLOCK + 77, 9), |(i, j)| {
+            ((i * 31 + j * 17) % 101) as f64 / 7.0 - 7.0
+        });
+        let b = Array2::from_shape_fn((9, 4), |(i, j)| (i * 4 + j) as f64 / 9.0 - 1.5);
+        let on = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap_or_else(|e| panic!("{e}"))
+                .install(|| {
+                    let g = gram(&a).unwrap_or_else(|e| panic!("{e}"));
+                    let eigen = symmetric_eigen(&g).unwrap_or_else(|e| panic!("{e}"));
+                    (g, eigen, matmul(&a, &b).unwrap_or_else(|e| panic!("{e}")))
+                })
+        };
+        assert_eq!(on(1), on(3));
     }
 }
