@@ -81,71 +81,86 @@ pub struct FileHashes {
     pub content: ContentHash,
 }
 
+/// A file's bytes: read into memory when small, memory-mapped when large.
+enum FileBytes {
+    Read(Vec<u8>),
+    Mapped(memmap2::Mmap),
+}
+
+impl std::ops::Deref for FileBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Self::Read(bytes) => bytes,
+            Self::Mapped(map) => map,
+        }
+    }
+}
+
+fn load(path: &Path) -> io::Result<(File, FileBytes)> {
+    let mut file = File::open(path)?;
+    let len = file.metadata()?.len();
+    let bytes = if len >= PARALLEL_THRESHOLD {
+        // SAFETY: the map is only read, and only while hashing. A file truncated by another
+        // process meanwhile would fault, as blake3's own `update_mmap_rayon` would; the files
+        // hashed here are a stage's fresh outputs, read-only cache objects and inputs the user
+        // is not editing during a run.
+        FileBytes::Mapped(unsafe { memmap2::Mmap::map(&file)? })
+    } else {
+        let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+        file.read_to_end(&mut buf)?;
+        FileBytes::Read(buf)
+    };
+    Ok((file, bytes))
+}
+
+/// Adds `bytes` to `hasher`, on every core when they are many.
+fn update(hasher: &mut blake3::Hasher, bytes: &[u8]) {
+    if bytes.len() as u64 >= PARALLEL_THRESHOLD {
+        hasher.update_rayon(bytes);
+    } else {
+        hasher.update(bytes);
+    }
+}
+
 /// blake3 of the whole file.
 pub fn hash_file(path: &Path) -> io::Result<ContentHash> {
-    let len = std::fs::metadata(path)?.len();
+    let (_, bytes) = load(path)?;
     let mut hasher = blake3::Hasher::new();
-    if len >= PARALLEL_THRESHOLD {
-        hasher.update_mmap_rayon(path)?;
-    } else {
-        let mut file = File::open(path)?;
-        let mut buf = Vec::with_capacity(len as usize);
-        file.read_to_end(&mut buf)?;
-        hasher.update(&buf);
-    }
+    update(&mut hasher, &bytes);
     Ok(ContentHash(*hasher.finalize().as_bytes()))
 }
 
-/// Both hashes of the file at `path`.
+/// Both hashes of the file at `path`, from one read (or map) of it.
 pub fn hash_artifact(path: &Path) -> io::Result<FileHashes> {
-    let object = hash_file(path)?;
-    let content = if is_parquet(path)? {
-        parquet_content_hash(path)?
+    let (file, bytes) = load(path)?;
+    let mut hasher = blake3::Hasher::new();
+    update(&mut hasher, &bytes);
+    let object = ContentHash(*hasher.finalize().as_bytes());
+    let content = if is_parquet(&bytes) {
+        parquet_content_hash(&file, &bytes)?
     } else {
         object
     };
     Ok(FileHashes { object, content })
 }
 
-fn is_parquet(path: &Path) -> io::Result<bool> {
-    use std::io::{Seek, SeekFrom};
-    let mut file = File::open(path)?;
-    let len = file.metadata()?.len();
-    if len < 12 {
-        return Ok(false);
-    }
-    let mut head = [0u8; 4];
-    file.read_exact(&mut head)?;
-    let mut tail = [0u8; 4];
-    file.seek(SeekFrom::End(-4))?;
-    file.read_exact(&mut tail)?;
-    Ok(&head == b"PAR1" && &tail == b"PAR1")
+fn is_parquet(bytes: &[u8]) -> bool {
+    bytes.len() >= 12 && bytes.starts_with(b"PAR1") && bytes.ends_with(b"PAR1")
 }
 
-fn parquet_content_hash(path: &Path) -> io::Result<ContentHash> {
-    let file = File::open(path)?;
-    let len = file.metadata()?.len();
+fn parquet_content_hash(file: &File, bytes: &[u8]) -> io::Result<ContentHash> {
     let metadata = ParquetMetaDataReader::new()
-        .parse_and_finish(&file)
+        .parse_and_finish(file)
         .map_err(io::Error::other)?;
     let footer = without_provenance(&metadata)?;
-    let mut tail = [0u8; 8];
-    {
-        use std::io::{Seek, SeekFrom};
-        let mut f = &file;
-        f.seek(SeekFrom::End(-8))?;
-        f.read_exact(&mut tail)?;
-    }
-    let footer_len = u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]));
+    let len = bytes.len();
+    let tail = &bytes[len - 8..len - 4];
+    let footer_len = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]) as usize;
     let data_end = len.saturating_sub(footer_len + 8);
     let mut hasher = blake3::Hasher::new();
     hasher.update(b"pipeline parquet content v1\0");
-    {
-        use std::io::{Seek, SeekFrom};
-        let mut f = &file;
-        f.seek(SeekFrom::Start(0))?;
-        hasher.update_reader(f.take(data_end))?;
-    }
+    update(&mut hasher, &bytes[..data_end]);
     hasher.update(&footer);
     Ok(ContentHash(*hasher.finalize().as_bytes()))
 }
@@ -173,4 +188,26 @@ fn without_provenance(metadata: &ParquetMetaData) -> io::Result<Vec<u8>> {
         .finish()
         .map_err(io::Error::other)?;
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mapped_and_read_files_hash_like_their_bytes() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        for len in [0usize, 1000, (PARALLEL_THRESHOLD as usize) + 12_345] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 131 % 251) as u8).collect();
+            let path = dir.path().join(format!("{len}.bin"));
+            std::fs::write(&path, &bytes).unwrap_or_else(|e| panic!("{e}"));
+            let hashes = hash_artifact(&path).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(hashes.object, ContentHash::of(&bytes), "{len} bytes");
+            assert_eq!(hashes.content, hashes.object, "{len} bytes: not Parquet");
+            assert_eq!(
+                hash_file(&path).unwrap_or_else(|e| panic!("{e}")),
+                hashes.object
+            );
+        }
+    }
 }
