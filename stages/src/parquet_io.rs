@@ -73,6 +73,16 @@ pub fn write_columns(
         .into_iter()
         .flatten()
         .collect::<Vec<_>>();
+    if leaves.len() != column_writers.len() {
+        return Err(Error::BadFile {
+            path: path.to_owned(),
+            message: format!(
+                "{} Parquet leaf columns for {} writers (nested columns are not written here)",
+                leaves.len(),
+                column_writers.len()
+            ),
+        });
+    }
     let chunks = column_writers
         .into_par_iter()
         .zip(leaves)

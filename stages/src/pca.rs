@@ -106,10 +106,11 @@ impl Pca {
         Self::from_gram(gram_of(centred), n, Array1::from(mean))
     }
 
-    /// Scores of `n` centred rows stored column-major on the first `k` components, also
-    /// column-major (n x k).
+    /// Scores of `n` centred rows stored column-major on the first `k` components (at most
+    /// all of them), also column-major (n x k).
     pub fn scores_column_major(&self, values: &[f64], n: usize, k: usize) -> Vec<f64> {
         let p = self.components.nrows();
+        let k = k.min(self.components.ncols());
         let centred = faer::MatRef::from_column_major_slice(&values[..n * p], n, p);
         let basis = faer::Mat::from_fn(p, k, |i, j| self.components[[i, j]]);
         let mut scores = vec![0.0f64; n * k];
