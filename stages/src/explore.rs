@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::chart;
 use crate::error::{Error, Result};
 use crate::kind::{check_range, InputSpec, OutputSpec, ParamError, Params, Stage, StageIo};
-use crate::parquet_io::{read_batches, read_matrix, write_table};
+use crate::parquet_io::{column_index, read_batches, read_matrix, write_table};
 
 /// Parameters of `explore`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -200,12 +200,7 @@ fn write_bins(
 
 fn read_listens(path: &std::path::Path) -> Result<Vec<i64>> {
     let (schema, batches) = read_batches(path)?;
-    let index = schema
-        .index_of("track.listens")
-        .map_err(|_| Error::ColumnNotFound {
-            path: path.to_owned(),
-            column: "track.listens".into(),
-        })?;
+    let index = column_index(&schema, "track.listens", path)?;
     let mut out = Vec::new();
     for batch in batches {
         let column = batch

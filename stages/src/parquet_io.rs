@@ -152,12 +152,7 @@ pub struct Matrix {
 /// Reads a table of `track_id` plus numeric columns (float32/float64/uint8) into a matrix.
 pub fn read_matrix(path: &Path) -> Result<Matrix> {
     let (schema, batches) = read_batches(path)?;
-    let id_index = schema
-        .index_of("track_id")
-        .map_err(|_| Error::ColumnNotFound {
-            path: path.to_owned(),
-            column: "track_id".into(),
-        })?;
+    let id_index = column_index(&schema, "track_id", path)?;
     let columns: Vec<String> = schema
         .fields()
         .iter()
@@ -265,12 +260,7 @@ pub fn read_column_major(path: &Path, landing: Landing) -> Result<ColumnMajor> {
     let metadata =
         ArrowReaderMetadata::load(&file, Default::default()).map_err(Error::parquet(path))?;
     let schema = metadata.schema().clone();
-    let id_index = schema
-        .index_of("track_id")
-        .map_err(|_| Error::ColumnNotFound {
-            path: path.to_owned(),
-            column: "track_id".into(),
-        })?;
+    let id_index = column_index(&schema, "track_id", path)?;
     let fields: Vec<usize> = (0..schema.fields().len())
         .filter(|i| *i != id_index)
         .collect();
@@ -359,6 +349,14 @@ pub fn read_column_major(path: &Path, landing: Landing) -> Result<ColumnMajor> {
         columns,
         values,
         means,
+    })
+}
+
+/// The position of column `name` in a file's schema, or an error naming both.
+pub fn column_index(schema: &Schema, name: &str, path: &Path) -> Result<usize> {
+    schema.index_of(name).map_err(|_| Error::ColumnNotFound {
+        path: path.to_owned(),
+        column: name.into(),
     })
 }
 

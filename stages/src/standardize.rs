@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::kind::{InputSpec, OutputSpec, ParamError, Params, Stage, StageIo};
-use crate::parquet_io::{read_batches, read_column_major, write_id_columns, write_table, Landing};
+use crate::parquet_io::{
+    column_index, read_batches, read_column_major, write_id_columns, write_table, Landing,
+};
 
 /// Which tracks the statistics are computed on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -221,13 +223,10 @@ impl Stage for Standardize {
 /// `track_id -> set.split` from `tracks.parquet`.
 pub fn read_splits(path: &std::path::Path) -> Result<std::collections::HashMap<i64, String>> {
     let (schema, batches) = read_batches(path)?;
-    let find = |name: &str| {
-        schema.index_of(name).map_err(|_| Error::ColumnNotFound {
-            path: path.to_owned(),
-            column: name.into(),
-        })
-    };
-    let (id_col, split_col) = (find("track_id")?, find("set.split")?);
+    let (id_col, split_col) = (
+        column_index(&schema, "track_id", path)?,
+        column_index(&schema, "set.split", path)?,
+    );
     let mut out = std::collections::HashMap::new();
     for batch in batches {
         let ids = batch
