@@ -813,6 +813,8 @@ mod tests {
             bounds.windows(2).all(|b| b[1] >= b[0] - 1e-3),
             "bound must not get worse: {bounds:?}"
         );
+        // gensim's step-size clock counts the first pass's documents only.
+        assert_eq!(model.updates, corpus.len());
         assert!(bounds.last().unwrap_or(&f64::NAN) > &bounds[0]);
         for t in &truth {
             let best = (0..k)
