@@ -237,7 +237,7 @@ pub struct ColumnMajor {
     pub means: Vec<f64>,
 }
 
-/// What [`read_column_major`] does to each column as it lands (while it is still in cache).
+/// What [`read_column_major`] does to each column once its group is decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Landing {
     /// Keep the values as read.
@@ -268,10 +268,11 @@ pub fn read_column_major(path: &Path, landing: Landing) -> Result<ColumnMajor> {
         .iter()
         .map(|&i| schema.field(i).name().clone())
         .collect();
-    // Whole columns in one batch, so each can be finished while it is hot.
+    // Whole columns in one batch where they are of a reasonable size (FMA's are 426 KB of
+    // float32), so a group's decoded arrays stay small next to the matrix itself.
     let batch_rows = usize::try_from(metadata.metadata().file_metadata().num_rows())
         .unwrap_or(0)
-        .max(1);
+        .clamp(1, 1 << 20);
     // Every group decodes its columns with a reader of its own (a cloned `File` would share
     // one seek position between threads).
     let decode = |indices: &[usize],
@@ -577,6 +578,20 @@ mod tests {
                 assert_eq!(*c, v - mean);
             }
         }
+    }
+
+    #[test]
+    fn tall_tables_are_read_over_several_batches() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let rows = (1 << 20) + 5;
+        let ids: Vec<i64> = (0..rows as i64).collect();
+        let values: Vec<f64> = (0..rows).map(|i| (i % 1000) as f64).collect();
+        let path = dir.path().join("tall.parquet");
+        write_column_major(&path, &ids, &["x".to_string()], values.clone(), &[])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let read = read_column_major(&path, Landing::AsRead).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(read.track_ids, ids);
+        assert!(read.values == values, "values moved between batches");
     }
 
     #[test]
