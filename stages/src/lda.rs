@@ -28,6 +28,7 @@ use serde_json::json;
 use crate::chart::{line_chart, Series};
 use crate::error::{Error, Result};
 use crate::kind::{check_range, InputSpec, OutputSpec, ParamError, Params, Stage, StageIo};
+use crate::lsi::{format_topic, write_topic_table};
 use crate::metrics::write_metrics;
 use crate::parquet_io::{read_matrix, write_columns, write_table};
 use crate::special::{
@@ -608,26 +609,6 @@ impl Stage for LdaStage {
     }
 }
 
-/// A topic x word table: a `topic` column (1-based) and one column per word.
-fn write_topic_table(
-    path: &std::path::Path,
-    words: &[String],
-    rows: &[Vec<f64>],
-    provenance: &[(String, String)],
-) -> Result<()> {
-    let mut columns: Vec<(&str, ArrayRef)> = vec![(
-        "topic",
-        Arc::new(UInt32Array::from_iter_values(1..=rows.len() as u32)) as ArrayRef,
-    )];
-    for (w, word) in words.iter().enumerate() {
-        columns.push((
-            word.as_str(),
-            Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r[w]))),
-        ));
-    }
-    write_table(path, columns, provenance)
-}
-
 fn write_outputs(
     p: &LdaParams,
     io: &StageIo<'_>,
@@ -717,7 +698,7 @@ fn write_outputs(
     )?;
     let printed: Vec<String> = topic_rows
         .iter()
-        .map(|r| crate::lsi::format_topic(r, words, p.top_words))
+        .map(|r| format_topic(r, words, p.top_words))
         .collect();
     let text: String = printed
         .iter()

@@ -54,6 +54,27 @@ impl Params for LsiParams {
     }
 }
 
+/// A topic x word table, as both topic models write it: a `topic` column (1-based) and one
+/// column per word.
+pub fn write_topic_table(
+    path: &std::path::Path,
+    words: &[String],
+    rows: &[Vec<f64>],
+    provenance: &[(String, String)],
+) -> Result<()> {
+    let mut columns: Vec<(&str, ArrayRef)> = vec![(
+        "topic",
+        Arc::new(UInt32Array::from_iter_values(1..=rows.len() as u32)) as ArrayRef,
+    )];
+    for (w, word) in words.iter().enumerate() {
+        columns.push((
+            word.as_str(),
+            Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r[w]))),
+        ));
+    }
+    write_table(path, columns, provenance)
+}
+
 /// Formats one topic as gensim does: top `n` words by magnitude, signed, 3 decimals.
 pub fn format_topic(weights: &[f64], words: &[String], n: usize) -> String {
     let mut order: Vec<usize> = (0..weights.len()).collect();
@@ -161,19 +182,15 @@ impl Stage for Lsi {
             ],
             io.provenance,
         )?;
-        let mut columns: Vec<(&str, ArrayRef)> = vec![(
-            "topic",
-            Arc::new(UInt32Array::from_iter_values(1..=k as u32)) as ArrayRef,
-        )];
-        for (w, word) in words.iter().enumerate() {
-            columns.push((
-                word.as_str(),
-                Arc::new(Float64Array::from_iter_values(
-                    (0..k).map(|t| vectors[[w, t]]),
-                )),
-            ));
-        }
-        write_table(&io.output("topics.parquet"), columns, io.provenance)?;
+        let topic_rows: Vec<Vec<f64>> = (0..k)
+            .map(|t| (0..words.len()).map(|w| vectors[[w, t]]).collect())
+            .collect();
+        write_topic_table(
+            &io.output("topics.parquet"),
+            &words,
+            &topic_rows,
+            io.provenance,
+        )?;
         let mut text = String::new();
         let mut printed = Vec::new();
         for t in 0..params.print_topics.min(k) {
