@@ -249,7 +249,20 @@ impl Config {
                     }
                 }
             }
-            let spec = stage.kind.inputs(&stage.params);
+            let spec = match stage.kind.inputs(&stage.params) {
+                Ok(spec) => spec,
+                Err(err) => {
+                    errors.push(
+                        None,
+                        ConfigErrorKind::InvalidParam {
+                            stage: stage.id.0.clone(),
+                            key: String::new(),
+                            message: format!("{err:?}"),
+                        },
+                    );
+                    continue;
+                }
+            };
             if !unresolved && !spec.accepts(resolved.len()) {
                 let span = inputs.first().map(|(_, s)| s.clone());
                 let mut expected = spec.slots.join(", ");
@@ -440,8 +453,16 @@ fn parse_stage(
     if !ok {
         return None;
     }
-    let outputs = kind.outputs(&params);
-    let external_outputs = kind.external_outputs(&params, root);
+    let declared = kind
+        .outputs(&params)
+        .and_then(|outputs| Ok((outputs, kind.external_outputs(&params, root)?)));
+    let (outputs, external_outputs) = match declared {
+        Ok(declared) => declared,
+        Err(err) => {
+            push_param_error(stage, &header, &spans, err, errors);
+            return None;
+        }
+    };
     if let Some(external) = &external_outputs {
         for (_, path) in external {
             if !path.is_file() {

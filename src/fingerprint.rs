@@ -7,7 +7,7 @@
 //! | `format`         | [`CACHE_FORMAT`]                         | a new key encoding invalidates all    |
 //! | `stage`          | the stage's name                         | it is written into artifact provenance|
 //! | `kind`           | `kind = "..."`                           | different computation                 |
-//! | `code_version`   | blake3 of the kind's source files in `stages/src` (embedded by `stages/build.rs`) plus the `stages` crate version | editing a stage's code reruns it and its dependents only |
+//! | `code_version`   | blake3 of every file in `stages/src` that the kind's module transitively imports (derived from the module graph by `stages/build.rs`), of the name and version of every third-party crate the `stages` crate depends on (from `Cargo.lock`), and of the `stages` crate version | editing a file reruns exactly the kinds that use it and their dependents; a faer or parquet upgrade reruns every kind |
 //! | `params`         | the kind's parameters, defaults filled in, keys sorted | a default written out or left implicit gives the same key |
 //! | `inputs`         | per input, in order: its name and the *content* hash of its bytes (for an upstream output, the hash recorded in the upstream's manifest; for a Parquet file, without its `pipeline.*` provenance) | any change of data reruns; an upstream that reruns and writes identical data does not rerun its dependents (early cutoff) |
 //!
@@ -17,9 +17,20 @@
 //!   (they only let the stat cache skip rehashing an untouched file);
 //! - absolute paths: moving the project must not invalidate the cache;
 //! - thread counts (`-j`), log levels, the terminal: they do not change results;
-//! - versions of third-party crates (Cargo.lock): upgrading a numeric dependency keeps
-//!   existing results; run with `--force` after such an upgrade if exact reproduction
-//!   of the new code matters.
+//! - `#[cfg(test)]` code, comments or strings that merely mention a module: the module
+//!   graph ignores them when it follows imports (a file's own text, comments included, is
+//!   still hashed);
+//! - a folder's `mod.rs` listing its children: adding a kind does not rerun its siblings.
+//!
+//! # How a kind's code version is derived
+//!
+//! Nobody keeps a list of files by hand. `stages/build.rs` walks `stages/src` recursively and
+//! reads each file's `crate::`, `self::`, `super::` and child-module paths, in `use` items
+//! and inline (`build/module_graph.rs`); a path resolves to the longest prefix that names a
+//! module. A kind declares only `const MODULE = module_path!()`, and its version is the hash
+//! of that module's transitive closure. Tests in the `stages` crate check that an edit to a
+//! transitively used file changes a kind's version and an edit to an unrelated kind's file
+//! does not, and that no kind imports another.
 //!
 //! # Deciding freshness
 //!

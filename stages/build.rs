@@ -1,34 +1,35 @@
-//! Derives each stage kind's code version: the blake3 hash of every source file of the
-//! `stages` crate is embedded at build time, and a kind's version is the hash of the files
-//! it names (see `kind.rs`). Editing one stage's file therefore changes that kind's version
-//! only, and the engine reruns that stage and its dependents.
+//! Embeds each module's code version, derived from the module graph (see
+//! `build/module_graph.rs`): a stage kind's version is the hash of every file it transitively
+//! imports, of the versions of the third-party crates this crate depends on (from the
+//! workspace's `Cargo.lock`) and of the crate version. Editing a file therefore reruns exactly
+//! the kinds that use it, and a dependency upgrade reruns them all.
 
-use std::fmt::Write as _;
+#[path = "build/module_graph.rs"]
+#[allow(
+    dead_code,
+    reason = "the crate's tests use more of it than the build script"
+)]
+mod module_graph;
+
 use std::path::Path;
 
 fn main() {
-    let src = Path::new("src");
     println!("cargo:rerun-if-changed=src");
-    let mut files: Vec<_> = std::fs::read_dir(src)
-        .expect("stages/src is readable")
-        .filter_map(Result::ok)
-        .map(|entry| entry.path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "rs"))
-        .collect();
-    files.sort();
-    let mut table = String::from("pub(crate) const SOURCE_HASHES: &[(&str, &str)] = &[\n");
-    for path in files {
-        let bytes = std::fs::read(&path).expect("stage source is readable");
-        // Normalise line endings so a checkout on Windows gives the same code version.
-        let text = String::from_utf8_lossy(&bytes).replace("\r\n", "\n");
-        let hash = blake3::hash(text.as_bytes());
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default();
-        let _ = writeln!(table, "    ({name:?}, {:?}),", hash.to_hex().as_str());
-    }
-    table.push_str("];\n");
+    println!("cargo:rerun-if-changed=build/module_graph.rs");
+    let lock_path = Path::new("../Cargo.lock");
+    println!("cargo:rerun-if-changed=../Cargo.lock");
+    let lock = std::fs::read_to_string(lock_path).expect("the workspace's Cargo.lock is readable");
+    let dependencies = module_graph::dependency_versions(&lock, "stages");
+    assert!(
+        dependencies.contains("faer "),
+        "Cargo.lock lists no faer for the stages crate: the lock parser is out of date"
+    );
+    let graph = module_graph::ModuleGraph::scan(Path::new("src")).expect("stages/src is readable");
+    let salt = format!("{}\n{dependencies}", env!("CARGO_PKG_VERSION"));
     let out = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR");
-    std::fs::write(Path::new(&out).join("source_hashes.rs"), table).expect("OUT_DIR is writable");
+    std::fs::write(
+        Path::new(&out).join("module_versions.rs"),
+        graph.version_table(&salt),
+    )
+    .expect("OUT_DIR is writable");
 }

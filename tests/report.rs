@@ -197,7 +197,7 @@ hidden = [32]
     );
     // The weights load as safetensors with the architecture in the metadata.
     let (tensors, meta) =
-        stages::safetensors::read(&p.file("outputs/classifier/weights.safetensors")).unwrap();
+        stages::io::safetensors::read(&p.file("outputs/classifier/weights.safetensors")).unwrap();
     assert_eq!(tensors["dense_0.weight"].shape, vec![64, 518]);
     assert!(meta["architecture"].contains("relu"));
     assert_eq!(meta["pipeline.stage"], "classifier");

@@ -112,19 +112,19 @@ impl StageKind for TextKind {
         Ok(out)
     }
 
-    fn inputs(&self, _: &Value) -> InputSpec {
-        InputSpec {
+    fn inputs(&self, _: &Value) -> Result<InputSpec, ParamError> {
+        Ok(InputSpec {
             slots: vec![],
             variadic: true,
-        }
+        })
     }
 
-    fn outputs(&self, _: &Value) -> Vec<OutputSpec> {
-        vec![OutputSpec::new("out", "out.txt")]
+    fn outputs(&self, _: &Value) -> Result<Vec<OutputSpec>, ParamError> {
+        Ok(vec![OutputSpec::new("out", "out.txt")])
     }
 
-    fn external_outputs(&self, _: &Value, _: &Path) -> Option<Vec<(String, PathBuf)>> {
-        None
+    fn external_outputs(&self, _: &Value, _: &Path) -> stages::kind::ExternalOutputs {
+        Ok(None)
     }
 
     fn run(&self, params: &Value, io: &StageIo<'_>) -> stages::Result<()> {

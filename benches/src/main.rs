@@ -120,9 +120,9 @@ fn noop(config: &Path, runs: usize) -> Result<()> {
 
 fn ingest(tracks: usize) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let params = stages::synthetic::SyntheticParams { tracks, seed: 42 };
+    let params = stages::io::fma::synthetic::SyntheticParams { tracks, seed: 42 };
     let start = Instant::now();
-    stages::synthetic::generate(&params, dir.path(), &|| Ok(()))?;
+    stages::io::fma::synthetic::generate(&params, dir.path(), &|| Ok(()))?;
     println!(
         "synthetic source: {tracks} tracks in {:.2} s",
         start.elapsed().as_secs_f64()
@@ -198,7 +198,8 @@ fn models(config: &Path) -> Result<()> {
 /// (covariance + eigendecomposition), then the scores on 155 components. Medians of 3.
 fn pca_compute(zscore: &Path) -> Result<()> {
     let start = Instant::now();
-    let data = stages::parquet_io::read_column_major(zscore, stages::parquet_io::Landing::Centred)?;
+    let data =
+        stages::io::parquet::read_column_major(zscore, stages::io::parquet::Landing::Centred)?;
     let n = data.rows();
     println!(
         "pipeline pca: reading and centring {n} x {} takes {:.2} s",
@@ -208,7 +209,7 @@ fn pca_compute(zscore: &Path) -> Result<()> {
     let (mut fits, mut projections) = (Vec::new(), Vec::new());
     for _ in 0..3 {
         let start = Instant::now();
-        let pca = stages::pca::Pca::fit_column_major(&data.values, n, data.means.clone())?;
+        let pca = stages::math::pca::Pca::fit_column_major(&data.values, n, data.means.clone())?;
         fits.push(start.elapsed());
         let start = Instant::now();
         std::hint::black_box(pca.scores_column_major(&data.values, n, 155.min(data.columns.len())));
@@ -238,18 +239,18 @@ fn stage_seconds(json: &[u8], stage: &str) -> Result<f64> {
 fn nn(sizes: &[usize], batch: usize) -> Result<()> {
     use rand::SeedableRng;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
-    let mut net = stages::nn::Mlp::new(sizes, 0.2, false, &mut rng);
+    let mut net = stages::nn::layers::Mlp::new(sizes, 0.2, false, &mut rng);
     let x: Vec<f32> = (0..batch * 518).map(|i| (i % 97) as f32 / 97.0).collect();
     let y: Vec<f32> = (0..batch * 164)
         .map(|i| f32::from(u8::from(i % 13 == 0)))
         .collect();
-    let adam = stages::nn::Adam::new(1e-3);
+    let adam = stages::nn::layers::Adam::new(1e-3);
     let steps = (20_000 / batch).max(20);
     let start = Instant::now();
     let mut loss = 0.0;
     for _ in 0..steps {
         let out = net.forward(&x, batch, Some(&mut rng));
-        let (l, grad) = stages::nn::bce_with_logits(&out, &y);
+        let (l, grad) = stages::nn::layers::bce_with_logits(&out, &y);
         loss = l;
         net.backward(&grad, batch);
         net.update(adam);
@@ -270,11 +271,17 @@ fn knn(queries: usize, points: usize) -> Result<()> {
     let values = stages::ndarray_matrix(points + queries, 518, |_, _| rng.random::<f64>());
     let train_index: Vec<usize> = (0..points).collect();
     let query_index: Vec<usize> = (points..points + queries).collect();
-    let train = stages::knn::Rows::gather(&values, &train_index);
-    let query = stages::knn::Rows::gather(&values, &query_index);
+    let train = stages::math::knn_search::Rows::gather(&values, &train_index);
+    let query = stages::math::knn_search::Rows::gather(&values, &query_index);
     let ids: Vec<i64> = (0..points as i64).collect();
     let start = Instant::now();
-    let found = stages::knn::nearest(&query, &train, &ids, 10, stages::knn::Metric::L1);
+    let found = stages::math::knn_search::nearest(
+        &query,
+        &train,
+        &ids,
+        10,
+        stages::math::knn_search::Metric::L1,
+    );
     std::hint::black_box(found);
     println!(
         "knn: {queries} queries x {points} points x 518 dims (L1, k = 10) in {:.2} s on {} threads",

@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 
-include!(concat!(env!("OUT_DIR"), "/source_hashes.rs"));
+include!(concat!(env!("OUT_DIR"), "/module_versions.rs"));
 
 /// One named file a stage writes into its output folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,8 +153,9 @@ pub trait Stage: Send + Sync + 'static {
     type Params: Params;
     /// The kind's name in `pipeline.toml`.
     const KIND: &'static str;
-    /// The source files (in `stages/src`) whose content decides this kind's results.
-    const SOURCES: &'static [&'static str];
+    /// The module that implements the kind: always `module_path!()`. Its code version
+    /// covers every file that module transitively imports (derived by `build.rs`).
+    const MODULE: &'static str;
     /// The inputs this kind expects.
     fn inputs(params: &Self::Params) -> InputSpec;
     /// The outputs this kind writes.
@@ -168,6 +169,10 @@ pub trait Stage: Send + Sync + 'static {
     fn run(params: &Self::Params, io: &StageIo<'_>) -> Result<()>;
 }
 
+/// Files outside the project that a source stage's outputs are, by output name; `None` for
+/// an ordinary stage.
+pub type ExternalOutputs = std::result::Result<Option<Vec<(String, PathBuf)>>, ParamError>;
+
 /// The object-safe face of a stage kind, with parameters as JSON.
 pub trait StageKind: Send + Sync {
     /// The kind's name in `pipeline.toml`.
@@ -177,11 +182,11 @@ pub trait StageKind: Send + Sync {
     /// Validates user parameters and returns them with every default filled in.
     fn normalize_params(&self, raw: &Map<String, Value>) -> std::result::Result<Value, ParamError>;
     /// The inputs the kind expects, given normalised parameters.
-    fn inputs(&self, params: &Value) -> InputSpec;
+    fn inputs(&self, params: &Value) -> std::result::Result<InputSpec, ParamError>;
     /// The outputs the kind writes, given normalised parameters.
-    fn outputs(&self, params: &Value) -> Vec<OutputSpec>;
+    fn outputs(&self, params: &Value) -> std::result::Result<Vec<OutputSpec>, ParamError>;
     /// See [`Stage::external_outputs`]; `base` is the folder holding `pipeline.toml`.
-    fn external_outputs(&self, params: &Value, base: &Path) -> Option<Vec<(String, PathBuf)>>;
+    fn external_outputs(&self, params: &Value, base: &Path) -> ExternalOutputs;
     /// Runs the stage.
     fn run(&self, params: &Value, io: &StageIo<'_>) -> Result<()>;
 }
@@ -202,26 +207,29 @@ impl<S> Default for Kind<S> {
     }
 }
 
-fn typed<P: Params>(params: &Value) -> P {
-    // Parameters reaching here were produced by `normalize_params`, so they deserialize.
-    serde_json::from_value(params.clone()).unwrap_or_default()
+/// The typed form of parameters that `normalize_params` produced. They always deserialize;
+/// should they not (a bug), the error says so instead of running with defaults while the key
+/// records the user's values.
+fn typed<P: Params>(kind: &str, params: &Value) -> std::result::Result<P, ParamError> {
+    serde_json::from_value(params.clone()).map_err(|err| ParamError::Invalid {
+        key: String::new(),
+        message: format!(
+            "parameters of `{kind}` do not match their normalised form: {}",
+            clean_serde_message(&err.to_string())
+        ),
+    })
 }
 
-/// The hash of the named source files, as embedded by `build.rs`.
-pub fn source_version(files: &[&str]) -> String {
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(env!("CARGO_PKG_VERSION").as_bytes());
-    let mut sorted = files.to_vec();
-    sorted.sort_unstable();
-    for file in sorted {
-        let hash = SOURCE_HASHES
-            .iter()
-            .find(|(name, _)| *name == file)
-            .map_or("missing", |(_, hash)| hash);
-        hasher.update(file.as_bytes());
-        hasher.update(hash.as_bytes());
-    }
-    hasher.finalize().to_hex()[..16].to_owned()
+/// The code version of the module at `module_path` (as `module_path!()` gives it), from the
+/// table `build.rs` embeds.
+pub fn module_version(module_path: &str) -> Option<&'static str> {
+    let relative = module_path
+        .strip_prefix(concat!(env!("CARGO_CRATE_NAME"), "::"))
+        .unwrap_or(module_path);
+    MODULE_VERSIONS
+        .iter()
+        .find(|(path, _)| *path == relative)
+        .map(|(_, version)| *version)
 }
 
 /// Validates `raw` against the typed parameters `P`: unknown keys, wrong types, ranges.
@@ -275,27 +283,34 @@ impl<S: Stage> StageKind for Kind<S> {
     }
 
     fn code_version(&self) -> String {
-        source_version(S::SOURCES)
+        // A module missing from the table is caught by a test over the whole catalog; the
+        // fallback still differs from every real version, so nothing stale is reused.
+        module_version(S::MODULE)
+            .map_or_else(|| format!("unversioned {}", S::MODULE), str::to_owned)
     }
 
     fn normalize_params(&self, raw: &Map<String, Value>) -> std::result::Result<Value, ParamError> {
         normalize::<S::Params>(raw)
     }
 
-    fn inputs(&self, params: &Value) -> InputSpec {
-        S::inputs(&typed(params))
+    fn inputs(&self, params: &Value) -> std::result::Result<InputSpec, ParamError> {
+        Ok(S::inputs(&typed(S::KIND, params)?))
     }
 
-    fn outputs(&self, params: &Value) -> Vec<OutputSpec> {
-        S::outputs(&typed(params))
+    fn outputs(&self, params: &Value) -> std::result::Result<Vec<OutputSpec>, ParamError> {
+        Ok(S::outputs(&typed(S::KIND, params)?))
     }
 
-    fn external_outputs(&self, params: &Value, base: &Path) -> Option<Vec<(String, PathBuf)>> {
-        S::external_outputs(&typed(params), base)
+    fn external_outputs(&self, params: &Value, base: &Path) -> ExternalOutputs {
+        Ok(S::external_outputs(&typed(S::KIND, params)?, base))
     }
 
     fn run(&self, params: &Value, io: &StageIo<'_>) -> Result<()> {
-        S::run(&typed(params), io)
+        let params = typed(S::KIND, params).map_err(|err| Error::BadParam {
+            param: "(normalised parameters)",
+            message: format!("{err:?}"),
+        })?;
+        S::run(&params, io)
     }
 }
 

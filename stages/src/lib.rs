@@ -2,58 +2,28 @@
 //! files to output files. Nothing here knows about caching, locks, `pipeline.toml` or the
 //! command line; see `kind.rs` for the contract with the engine.
 //!
-//! One module per stage kind (`synthetic`, `fma_files`, `ingest`, `explore`, ...), plus the
-//! shared FMA file formats (`fma_format`), Parquet I/O (`parquet_io`) and charts (`chart`).
+//! Laid out by role:
+//! - [`kinds`]: one file per stage kind, as the README's table lists them. A kind reads its
+//!   inputs, calls into the folders below and writes its outputs; it never imports another
+//!   kind.
+//! - [`io`]: file formats: the FMA CSV files, Parquet, safetensors, `metrics.json`, SVG
+//!   charts, topic tables.
+//! - [`math`]: linear algebra, special functions, scaling, PCA, the k-NN search kernel and
+//!   vote, the LDA model.
+//! - [`nn`]: dense networks and their training.
+//!
+//! A kind's code version (what invalidates its cached results) is derived at build time from
+//! the files it transitively imports; see `build.rs` and `build/module_graph.rs`.
 
-pub mod autoencoder;
-pub mod chart;
-pub mod classifier;
 pub mod error;
-pub mod evaluate;
-pub mod explore;
-pub mod fma_files;
-pub mod fma_format;
-pub mod ingest;
+pub mod io;
 pub mod kind;
-pub mod knn;
-pub mod lda;
-pub mod linalg;
-pub mod lsi;
-pub mod metrics;
+pub mod kinds;
+pub mod math;
 pub mod nn;
-pub mod nn_train;
-pub mod parquet_io;
-pub mod pca;
-pub mod report;
-pub mod safetensors;
-pub mod special;
-pub mod standardize;
-pub mod synthetic;
-
-use std::sync::Arc;
 
 pub use error::{Error, Result};
-use kind::{Kind, StageKind};
-
-/// Every built-in stage kind.
-pub fn catalog() -> Vec<Arc<dyn StageKind>> {
-    vec![
-        Arc::new(Kind::<synthetic::SyntheticFma>::new()),
-        Arc::new(Kind::<fma_files::FmaFiles>::new()),
-        Arc::new(Kind::<ingest::Ingest>::new()),
-        Arc::new(Kind::<explore::Explore>::new()),
-        Arc::new(Kind::<standardize::Standardize>::new()),
-        Arc::new(Kind::<pca::PcaStage>::new()),
-        Arc::new(Kind::<lsi::Lsi>::new()),
-        Arc::new(Kind::<knn::Knn>::new()),
-        Arc::new(Kind::<lda::LdaStage>::new()),
-        Arc::new(Kind::<classifier::Classifier>::new()),
-        Arc::new(Kind::<autoencoder::Autoencoder>::new()),
-        Arc::new(Kind::<classifier::EncodedClassifier>::new()),
-        Arc::new(Kind::<evaluate::Evaluate>::new()),
-        Arc::new(Kind::<report::Report>::new()),
-    ]
-}
+pub use kinds::catalog;
 
 /// A dense matrix filled by `f(row, column)` (for benchmarks and tests outside the crate).
 pub fn ndarray_matrix(
@@ -62,4 +32,50 @@ pub fn ndarray_matrix(
     mut f: impl FnMut(usize, usize) -> f64,
 ) -> ndarray::Array2<f64> {
     ndarray::Array2::from_shape_fn((rows, cols), |(i, j)| f(i, j))
+}
+
+#[cfg(test)]
+#[path = "../build/module_graph.rs"]
+#[allow(dead_code, reason = "the build script uses the rest")]
+mod module_graph;
+
+#[cfg(test)]
+mod code_version_tests {
+    use std::path::Path;
+
+    use crate::module_graph::{dependency_versions, ModuleGraph};
+
+    #[test]
+    fn every_kind_has_the_version_its_source_tree_gives() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let lock =
+            std::fs::read_to_string(root.join("../Cargo.lock")).unwrap_or_else(|e| panic!("{e}"));
+        let salt = format!(
+            "{}\n{}",
+            env!("CARGO_PKG_VERSION"),
+            dependency_versions(&lock, "stages")
+        );
+        let graph = ModuleGraph::scan(&root.join("src")).unwrap_or_else(|e| panic!("{e}"));
+        for kind in crate::catalog() {
+            let version = kind.code_version();
+            assert!(
+                !version.starts_with("unversioned"),
+                "{}: {version}",
+                kind.name()
+            );
+            let module = graph
+                .modules
+                .keys()
+                .find(|m| graph.version(m, &salt) == version && m.starts_with("kinds::"))
+                .unwrap_or_else(|| panic!("{}: no module has version {version}", kind.name()));
+            let files: Vec<String> = graph
+                .closure(module)
+                .iter()
+                .map(|m| m.file.clone())
+                .collect();
+            assert!(files.contains(&"kind.rs".to_owned()), "{module}: {files:?}");
+            let kinds: Vec<&String> = files.iter().filter(|f| f.starts_with("kinds/")).collect();
+            assert_eq!(kinds.len(), 1, "{module} uses another kind: {kinds:?}");
+        }
+    }
 }

@@ -14,12 +14,13 @@ use arrow_array::{ArrayRef, Float64Array, UInt32Array};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::chart::{line_chart, Series};
 use crate::error::Result;
+use crate::io::chart::{line_chart, Series};
+use crate::io::metrics::write_metrics;
+use crate::io::parquet::{read_matrix, write_table};
+use crate::io::topic_table::{format_topic, write_topic_table};
 use crate::kind::{check_range, InputSpec, OutputSpec, ParamError, Params, Stage, StageIo};
-use crate::linalg::{gram, symmetric_eigen};
-use crate::metrics::write_metrics;
-use crate::parquet_io::{read_matrix, write_table};
+use crate::math::linalg::{gram, symmetric_eigen};
 
 /// Parameters of `lsi`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -54,57 +55,13 @@ impl Params for LsiParams {
     }
 }
 
-/// A topic x word table, as both topic models write it: a `topic` column (1-based) and one
-/// column per word.
-pub fn write_topic_table(
-    path: &std::path::Path,
-    words: &[String],
-    rows: &[Vec<f64>],
-    provenance: &[(String, String)],
-) -> Result<()> {
-    let mut columns: Vec<(&str, ArrayRef)> = vec![(
-        "topic",
-        Arc::new(UInt32Array::from_iter_values(1..=rows.len() as u32)) as ArrayRef,
-    )];
-    for (w, word) in words.iter().enumerate() {
-        columns.push((
-            word.as_str(),
-            Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r[w]))),
-        ));
-    }
-    write_table(path, columns, provenance)
-}
-
-/// Formats one topic as gensim does: top `n` words by magnitude, signed, 3 decimals.
-pub fn format_topic(weights: &[f64], words: &[String], n: usize) -> String {
-    let mut order: Vec<usize> = (0..weights.len()).collect();
-    order.sort_by(|&a, &b| {
-        weights[b]
-            .abs()
-            .total_cmp(&weights[a].abs())
-            .then(a.cmp(&b))
-    });
-    order
-        .iter()
-        .take(n)
-        .map(|&i| format!("{:.3}*\"{}\"", weights[i], words[i]))
-        .collect::<Vec<_>>()
-        .join(" + ")
-}
-
 /// The LSI stage.
 pub struct Lsi;
 
 impl Stage for Lsi {
     type Params = LsiParams;
     const KIND: &'static str = "lsi";
-    const SOURCES: &'static [&'static str] = &[
-        "lsi.rs",
-        "linalg.rs",
-        "chart.rs",
-        "parquet_io.rs",
-        "metrics.rs",
-    ];
+    const MODULE: &'static str = module_path!();
 
     fn inputs(_: &Self::Params) -> InputSpec {
         InputSpec::fixed(&["labels"])

@@ -40,7 +40,7 @@ const FILES: [(&str, &str); 3] = [
 impl Stage for FmaFiles {
     type Params = FmaFilesParams;
     const KIND: &'static str = "fma_files";
-    const SOURCES: &'static [&'static str] = &["fma_files.rs"];
+    const MODULE: &'static str = module_path!();
 
     fn inputs(_: &Self::Params) -> InputSpec {
         InputSpec::fixed(&[])

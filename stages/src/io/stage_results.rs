@@ -1,28 +1,15 @@
-//! `evaluate`: collects every model stage's metrics into one `metrics.json` with stable keys
-//! (an object keyed by stage name), so CI can diff two runs.
-//!
-//! Inputs are stage outputs, typically whole stages (`"knn_full:*"`). Each stage's entry
-//! holds its kind, cache key and parameters (read from the `pipeline.*` provenance of one
-//! of its Parquet outputs) and the fields of its `metrics.json`.
+//! What the summarising kinds (`evaluate`, `report`) read from their inputs: each upstream
+//! stage's outputs, its `pipeline.*` provenance and its `metrics.json`.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use parquet::file::reader::{FileReader, SerializedFileReader};
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::kind::{InputSpec, OutputSpec, Params, Stage, StageIo};
-use crate::metrics::write_metrics;
-
-/// Parameters of `evaluate` (none).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct EvaluateParams {}
-
-impl Params for EvaluateParams {}
+use crate::kind::StageIo;
 
 /// What one upstream stage handed to `evaluate` or `report`.
 #[derive(Debug, Clone, Default)]
@@ -88,47 +75,4 @@ fn parquet_provenance(path: &Path) -> Option<BTreeMap<String, String>> {
             .map(|e| (e.key, e.value.unwrap_or_default()))
             .collect(),
     )
-}
-
-/// The evaluation stage.
-pub struct Evaluate;
-
-impl Stage for Evaluate {
-    type Params = EvaluateParams;
-    const KIND: &'static str = "evaluate";
-    const SOURCES: &'static [&'static str] = &["evaluate.rs", "metrics.rs"];
-
-    fn inputs(_: &Self::Params) -> InputSpec {
-        InputSpec::variadic("results")
-    }
-
-    fn outputs(_: &Self::Params) -> Vec<OutputSpec> {
-        vec![OutputSpec::new("metrics", "metrics.json")]
-    }
-
-    fn run(_: &Self::Params, io: &StageIo<'_>) -> Result<()> {
-        let stages = gather(io)?;
-        let mut all = Map::new();
-        for (name, results) in &stages {
-            let Some(Value::Object(metrics)) = &results.metrics else {
-                continue;
-            };
-            let mut entry = Map::new();
-            entry.insert("kind".into(), Value::String(results.kind().to_owned()));
-            if let Some(key) = results.provenance.get("pipeline.key") {
-                entry.insert("key".into(), Value::String(key.clone()));
-            }
-            if let Some(params) = results.provenance.get("pipeline.params") {
-                entry.insert(
-                    "params".into(),
-                    serde_json::from_str(params).unwrap_or(Value::Null),
-                );
-            }
-            for (k, v) in metrics {
-                entry.insert(k.clone(), v.clone());
-            }
-            all.insert(name.clone(), Value::Object(entry));
-        }
-        write_metrics(&io.output("metrics.json"), &Value::Object(all))
-    }
 }

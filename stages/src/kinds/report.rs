@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::evaluate::{gather, StageResults};
+use crate::io::parquet::read_batches;
+use crate::io::stage_results::{gather, StageResults};
 use crate::kind::{InputSpec, OutputSpec, Params, Stage, StageIo};
-use crate::parquet_io::read_batches;
 
 /// Parameters of `report`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -39,7 +39,7 @@ pub struct Report;
 impl Stage for Report {
     type Params = ReportParams;
     const KIND: &'static str = "report";
-    const SOURCES: &'static [&'static str] = &["report.rs", "evaluate.rs", "parquet_io.rs"];
+    const MODULE: &'static str = module_path!();
 
     fn inputs(_: &Self::Params) -> InputSpec {
         InputSpec::variadic("results")

@@ -18,10 +18,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::error::{Error, Result};
+use crate::io::parquet::read_matrix;
 use crate::kind::{check_range, InputSpec, OutputSpec, ParamError, Params, Stage, StageIo};
-use crate::nn::{Dense, Mlp};
-use crate::nn_train::{self, Training};
-use crate::parquet_io::read_matrix;
+use crate::nn::layers::{Dense, Mlp};
+use crate::nn::training::{self, Training};
 
 /// Parameters of `classifier` and `encoded_classifier`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -156,17 +156,6 @@ pub fn load(features: &Path, labels: &Path) -> Result<Dataset> {
     })
 }
 
-/// The source files both classifier kinds depend on.
-const SOURCES: &[&str] = &[
-    "classifier.rs",
-    "nn.rs",
-    "nn_train.rs",
-    "safetensors.rs",
-    "chart.rs",
-    "parquet_io.rs",
-    "metrics.rs",
-];
-
 fn outputs() -> Vec<OutputSpec> {
     vec![
         OutputSpec::new("weights", "weights.safetensors"),
@@ -187,13 +176,13 @@ fn fit_and_score(
     frozen_front: Option<Mlp>,
 ) -> Result<()> {
     let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
-    let (train, held) = nn_train::split(data.ids.len(), p.holdout, p.seed ^ 0x5917);
+    let (train, held) = training::split(data.ids.len(), p.holdout, p.seed ^ 0x5917);
     // With a frozen front, the head trains on its outputs (computed once).
     let (x, x_width) = match &frozen_front {
         Some(front) => {
             let mut front = front.clone();
             let all: Vec<usize> = (0..data.ids.len()).collect();
-            let codes = nn_train::outputs(&mut front, &data.x, data.x_width, &all);
+            let codes = training::outputs(&mut front, &data.x, data.x_width, &all);
             let width = front.layers.last().map_or(0, |l| l.n_out);
             (codes, width)
         }
@@ -204,7 +193,7 @@ fn fit_and_score(
     sizes.push(data.y_width);
     let mut head = Mlp::new(&sizes, p.dropout, false, &mut rng);
     let training = Training::new(p.epochs, p.batch, p.learning_rate, p.seed);
-    let curves = nn_train::train(
+    let curves = training::train(
         &mut head,
         io.stage,
         (&x, x_width, &data.y, data.y_width),
@@ -212,7 +201,7 @@ fn fit_and_score(
         training,
         &|| io.check_cancelled(),
     )?;
-    let outputs = nn_train::predict(&mut head, &x, x_width, &held);
+    let outputs = training::predict(&mut head, &x, x_width, &held);
     let truth: Vec<f32> = held
         .iter()
         .flat_map(|&r| {
@@ -221,7 +210,7 @@ fn fit_and_score(
                 .copied()
         })
         .collect();
-    let evaluation = nn_train::evaluate(&outputs, &truth, data.y_width);
+    let evaluation = training::evaluate(&outputs, &truth, data.y_width);
     // The saved network is the whole model: frozen front (if any) then the head.
     let mut whole = frozen_front.map(|f| f.layers).unwrap_or_default();
     for layer in &mut whole {
@@ -229,16 +218,16 @@ fn fit_and_score(
     }
     whole.extend(head.layers.clone());
     let whole = Mlp::from_layers(whole);
-    let architecture = nn_train::architecture(&whole);
-    nn_train::save(
+    let architecture = training::architecture(&whole);
+    training::save(
         &io.output("weights.safetensors"),
         &whole,
         "dense_",
         &architecture,
         io.provenance,
     )?;
-    nn_train::write_curves(io.out_dir, io.stage, &curves, io.provenance)?;
-    nn_train::write_evaluation(
+    training::write_curves(io.out_dir, io.stage, &curves, io.provenance)?;
+    training::write_evaluation(
         io.out_dir,
         io.stage,
         &data.labels,
@@ -259,7 +248,7 @@ pub struct Classifier;
 impl Stage for Classifier {
     type Params = ClassifierParams;
     const KIND: &'static str = "classifier";
-    const SOURCES: &'static [&'static str] = SOURCES;
+    const MODULE: &'static str = module_path!();
 
     fn inputs(_: &Self::Params) -> InputSpec {
         InputSpec::fixed(&["features", "labels"])
@@ -280,7 +269,7 @@ pub struct EncodedClassifier;
 
 /// Loads the encoder layers saved by `autoencoder` (`encoder_0` ... with ReLU each).
 pub fn load_encoder(path: &Path) -> Result<Mlp> {
-    let (tensors, _) = crate::safetensors::read(path)?;
+    let (tensors, _) = crate::io::safetensors::read(path)?;
     let mut layers = Vec::new();
     for i in 0.. {
         let (Some(w), Some(b)) = (
@@ -318,7 +307,7 @@ pub fn load_encoder(path: &Path) -> Result<Mlp> {
 impl Stage for EncodedClassifier {
     type Params = EncodedParams;
     const KIND: &'static str = "encoded_classifier";
-    const SOURCES: &'static [&'static str] = SOURCES;
+    const MODULE: &'static str = module_path!();
 
     fn inputs(_: &Self::Params) -> InputSpec {
         InputSpec::fixed(&["features", "labels", "encoder"])

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use arrow_array::{ArrayRef, Float64Array, Int64Array, StringArray, UInt32Array};
 use serde::{Deserialize, Serialize};
 
-use crate::chart;
 use crate::error::{Error, Result};
+use crate::io::chart;
+use crate::io::parquet::{column_index, read_batches, read_matrix, write_table};
 use crate::kind::{check_range, InputSpec, OutputSpec, ParamError, Params, Stage, StageIo};
-use crate::parquet_io::{column_index, read_batches, read_matrix, write_table};
 
 /// Parameters of `explore`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -41,7 +41,7 @@ pub struct Explore;
 impl Stage for Explore {
     type Params = ExploreParams;
     const KIND: &'static str = "explore";
-    const SOURCES: &'static [&'static str] = &["explore.rs", "chart.rs", "parquet_io.rs"];
+    const MODULE: &'static str = module_path!();
 
     fn inputs(_: &Self::Params) -> InputSpec {
         InputSpec::fixed(&["labels", "tracks"])

@@ -141,7 +141,7 @@ pub const TRACK_COLUMNS: [(&str, &str, TrackColumnType); 52] = [
 pub const GENRES_HEADER: [&str; 5] = ["genre_id", "#tracks", "parent", "title", "top_level"];
 
 /// The real FMA genre taxonomy (CC BY 4.0), used by the synthetic source.
-pub const REAL_GENRES_CSV: &str = include_str!("../data/genres.csv");
+pub const REAL_GENRES_CSV: &str = include_str!("../../../data/genres.csv");
 
 /// One row of `genres.csv`.
 #[derive(Debug, Clone, PartialEq, Eq)]

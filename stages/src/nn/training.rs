@@ -12,11 +12,11 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 
-use crate::chart::{line_chart, Series};
 use crate::error::Result;
-use crate::nn::{bce_with_logits, sigmoid, Adam, Mlp};
-use crate::parquet_io::write_table;
-use crate::safetensors::{self, Tensor};
+use crate::io::chart::{line_chart, Series};
+use crate::io::parquet::write_table;
+use crate::io::safetensors::{self, Tensor};
+use crate::nn::layers::{bce_with_logits, sigmoid, Adam, Mlp};
 
 /// Training settings shared by the networks.
 #[derive(Debug, Clone, Copy)]
@@ -476,7 +476,7 @@ pub fn write_evaluation(
         points.sort_by(|a, b| a.0.total_cmp(&b.0));
         points
     };
-    crate::chart::scatter(
+    crate::io::chart::scatter(
         &dir.join("per_genre.svg"),
         &format!(
             "{stage}: per-genre accuracy against precision and recall at threshold {:.2}",
@@ -518,5 +518,5 @@ pub fn write_evaluation(
     if let (Value::Object(m), Value::Object(x)) = (&mut metrics, extra) {
         m.extend(x);
     }
-    crate::metrics::write_metrics(&dir.join("metrics.json"), &metrics)
+    crate::io::metrics::write_metrics(&dir.join("metrics.json"), &metrics)
 }

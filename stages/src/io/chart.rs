@@ -9,7 +9,7 @@ use plotters::prelude::*;
 
 use crate::error::{Error, Result};
 
-const FONT: &[u8] = include_bytes!("../data/DejaVuSans.ttf");
+const FONT: &[u8] = include_bytes!("../../data/DejaVuSans.ttf");
 const FAMILY: &str = "sans-serif";
 const SIZE: (u32, u32) = (900, 540);
 

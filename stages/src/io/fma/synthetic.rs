@@ -1,5 +1,4 @@
-//! `synthetic_fma`: writes `features.csv`, `tracks.csv` and `genres.csv` in the exact FMA
-//! layouts, so the pipeline runs anywhere without the 1 GB download.
+//! A synthetic FMA: `features.csv`, `tracks.csv` and `genres.csv` in the exact FMA layouts.
 //!
 //! Realism: the real FMA taxonomy and its long-tailed genre frequencies; tracks with one or
 //! more genres (about 2% none), `genres_all` with every ancestor, `genre_top` only where a
@@ -20,11 +19,10 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::fma_format::{
+use crate::io::fma::format::{
     feature_columns, format_genre_list, format_scientific, Genre, Taxonomy, FEATURE_COUNT,
     REAL_GENRES_CSV, STATISTICS, TRACK_COLUMNS,
 };
-use crate::kind::{check_range, InputSpec, OutputSpec, ParamError, Params, Stage, StageIo};
 
 /// Tracks per block; each block has its own generator so threads never change the output.
 const BLOCK: usize = 512;
@@ -57,37 +55,6 @@ impl Default for SyntheticParams {
             tracks: 8000,
             seed: 42,
         }
-    }
-}
-
-impl Params for SyntheticParams {
-    fn validate(&self) -> std::result::Result<(), ParamError> {
-        check_range("tracks", self.tracks, 10, 2_000_000)
-    }
-}
-
-/// The synthetic FMA source.
-pub struct SyntheticFma;
-
-impl Stage for SyntheticFma {
-    type Params = SyntheticParams;
-    const KIND: &'static str = "synthetic_fma";
-    const SOURCES: &'static [&'static str] = &["synthetic.rs", "fma_format.rs"];
-
-    fn inputs(_: &Self::Params) -> InputSpec {
-        InputSpec::fixed(&[])
-    }
-
-    fn outputs(_: &Self::Params) -> Vec<OutputSpec> {
-        vec![
-            OutputSpec::new("features", "features.csv"),
-            OutputSpec::new("tracks", "tracks.csv"),
-            OutputSpec::new("genres", "genres.csv"),
-        ]
-    }
-
-    fn run(params: &Self::Params, io: &StageIo<'_>) -> Result<()> {
-        generate(params, io.out_dir, &|| io.check_cancelled())
     }
 }
 

@@ -9,10 +9,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::error::{Error, Result};
+use crate::io::parquet::{read_matrix, write_matrix};
 use crate::kind::{check_range, InputSpec, OutputSpec, ParamError, Params, Stage, StageIo};
-use crate::nn::Mlp;
-use crate::nn_train::{self, Training};
-use crate::parquet_io::{read_matrix, write_matrix};
+use crate::nn::layers::Mlp;
+use crate::nn::training::{self, Training};
 
 /// Parameters of `autoencoder`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -89,15 +89,7 @@ pub struct Autoencoder;
 impl Stage for Autoencoder {
     type Params = AutoencoderParams;
     const KIND: &'static str = "autoencoder";
-    const SOURCES: &'static [&'static str] = &[
-        "autoencoder.rs",
-        "nn.rs",
-        "nn_train.rs",
-        "safetensors.rs",
-        "chart.rs",
-        "parquet_io.rs",
-        "metrics.rs",
-    ];
+    const MODULE: &'static str = module_path!();
 
     fn inputs(_: &Self::Params) -> InputSpec {
         InputSpec::fixed(&["features"])
@@ -134,9 +126,9 @@ impl Stage for Autoencoder {
         sizes.extend(&decoder);
         let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
         let mut net = Mlp::new(&sizes, 0.0, false, &mut rng);
-        let (train, held) = nn_train::split(f.track_ids.len(), p.holdout, p.seed ^ 0x5917);
+        let (train, held) = training::split(f.track_ids.len(), p.holdout, p.seed ^ 0x5917);
         let training = Training::new(p.epochs, p.batch, p.learning_rate, p.seed);
-        let curves = nn_train::train(
+        let curves = training::train(
             &mut net,
             io.stage,
             (&x, width, &x, width),
@@ -144,7 +136,7 @@ impl Stage for Autoencoder {
             training,
             &|| io.check_cancelled(),
         )?;
-        let recon = nn_train::predict(&mut net, &x, width, &held);
+        let recon = training::predict(&mut net, &x, width, &held);
         let truth: Vec<f32> = held
             .iter()
             .flat_map(|&r| x[r * width..(r + 1) * width].iter().copied())
@@ -152,25 +144,25 @@ impl Stage for Autoencoder {
         let r2 = r2_variance_weighted(&recon, &truth, width);
 
         let encoder = Mlp::from_layers(net.layers[..p.encoder.len()].to_vec());
-        let architecture = nn_train::architecture(&net);
-        nn_train::save(
+        let architecture = training::architecture(&net);
+        training::save(
             &io.output("weights.safetensors"),
             &net,
             "dense_",
             &architecture,
             io.provenance,
         )?;
-        nn_train::save(
+        training::save(
             &io.output("encoder.safetensors"),
             &encoder,
             "encoder_",
-            &nn_train::architecture(&encoder),
+            &training::architecture(&encoder),
             io.provenance,
         )?;
         let mut enc = encoder.clone();
         let code_width = p.encoder[p.encoder.len() - 1];
         let all: Vec<usize> = (0..f.track_ids.len()).collect();
-        let codes = nn_train::outputs(&mut enc, &x, width, &all);
+        let codes = training::outputs(&mut enc, &x, width, &all);
         let codes = ndarray::Array2::from_shape_vec(
             (f.track_ids.len(), code_width),
             codes.into_iter().map(f64::from).collect(),
@@ -188,8 +180,8 @@ impl Stage for Autoencoder {
             true,
             io.provenance,
         )?;
-        nn_train::write_curves(io.out_dir, io.stage, &curves, io.provenance)?;
-        crate::metrics::write_metrics(
+        training::write_curves(io.out_dir, io.stage, &curves, io.provenance)?;
+        crate::io::metrics::write_metrics(
             &io.output("metrics.json"),
             &json!({
                 "r2": r2,
