@@ -6,17 +6,46 @@
 //!   objects/ab/abcd...    content-addressed outputs, read-only, named by blake3
 //!   manifests/KEY.json    one per cached stage result (see manifest.rs)
 //!   tmp/                  private staging folders of running stages
-//!   stat-cache.json       hashes of files by (size, mtime, inode)
+//!   quarantine/           objects whose bytes did not match their names, moved aside
+//!   stat-cache.json       hashes of files by (size, mtime, ctime, inode)
 //! ```
 //!
 //! Reading is safe at any time, even during a run: every file here appears by an atomic
 //! rename. Writing is `publish.rs`'s job alone.
+//!
+//! Nothing read from here is trusted by its name: [`Cache::check_object`] verifies an object
+//! against its hash (one `stat` when its stat record is current, a rehash otherwise), and a
+//! manifest counts only when its outputs are exactly the ones the stage declares
+//! ([`Manifest::matches`]), so a name read from the cache never chooses a path.
 
 use std::path::{Path, PathBuf};
 
 use crate::content_hash::ContentHash;
 use crate::manifest::Manifest;
 use crate::stage_key::KeyHash;
+use crate::stat_cache::StatCache;
+
+/// What a cache object turned out to be when checked against its hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectState {
+    /// Its bytes hash to its name.
+    Sound,
+    /// There is no such object.
+    Missing,
+    /// Its bytes do not hash to its name, or it cannot be read.
+    Corrupt,
+}
+
+impl ObjectState {
+    /// The word used in messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Sound => "sound",
+            Self::Missing => "missing",
+            Self::Corrupt => "corrupt",
+        }
+    }
+}
 
 /// The cache folder.
 #[derive(Debug, Clone)]
@@ -57,6 +86,11 @@ impl Cache {
         self.dir.join("tmp")
     }
 
+    /// Where objects that failed verification are moved.
+    pub fn quarantine_dir(&self) -> PathBuf {
+        self.dir.join("quarantine")
+    }
+
     /// The lock file of `pipeline run`.
     pub fn lock_path(&self) -> PathBuf {
         self.dir.join("lock")
@@ -76,6 +110,23 @@ impl Cache {
     /// The path of the manifest for `key`.
     pub fn manifest_path(&self, key: &KeyHash) -> PathBuf {
         self.manifests_dir().join(format!("{}.json", key.0))
+    }
+
+    /// Whether the object `hash` is present and its bytes hash to its name. An object whose
+    /// stat record is current costs one `stat`; any other is hashed (and recorded).
+    pub fn check_object(&self, hash: &ContentHash, stat_cache: &StatCache) -> ObjectState {
+        let path = self.object_path(hash);
+        match std::fs::symlink_metadata(&path) {
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return ObjectState::Missing,
+            Ok(meta) if !meta.is_file() => return ObjectState::Corrupt,
+            _ => {}
+        }
+        match stat_cache.hashes(&path) {
+            Ok(hashes) if hashes.object == *hash => ObjectState::Sound,
+            Ok(_) => ObjectState::Corrupt,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => ObjectState::Missing,
+            Err(_) => ObjectState::Corrupt,
+        }
     }
 
     /// The manifest for `key`: `Ok(None)` if none was committed.

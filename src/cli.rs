@@ -15,12 +15,12 @@ use crate::config::Config;
 use crate::config_error::{suggest, ConfigErrors};
 use crate::dag::DagFormat;
 use crate::error::{Exit, UsageError};
-use crate::plan::{Action, Evaluation, Project};
+use crate::plan::{Action, Project};
 use crate::publish;
 use crate::registry::Registry;
 use crate::remote::Remote;
 use crate::run_lock::RunLock;
-use crate::runner::{self, Outcome, RunOptions, RunReport};
+use crate::runner::{self, Outcome, RestoreSource, RunOptions, RunReport};
 
 /// A batch data pipeline with content-hashed stage caching.
 #[derive(Debug, Parser)]
@@ -320,14 +320,19 @@ fn run_locked(
         cancel: cancel.clone(),
         restore_only,
     };
-    let report = runner::run(&mut project, &options, remote);
-    project
-        .lockfile
-        .save(&project.lockfile_path)
-        .context("cannot write pipeline.lock")?;
+    let mut report = runner::run(&mut project, &options, remote);
     if let Some(bytes) = project.stat_cache.to_json_if_changed() {
         // Only a hint: losing it costs a rehash, never a wrong result.
         let _ = publish::write_atomic(&project.cache.stat_cache_path(), &bytes);
+    }
+    if let Err(err) = project.lockfile.save(&project.lockfile_path) {
+        // The results are cached and published; only the record of them failed. The report
+        // still goes out (with `ok: false`), and the error is said once, by `report_run`.
+        report.ok = false;
+        report.error = Some(format!(
+            "cannot write {}: {err}",
+            project.config.relative(&project.lockfile_path)
+        ));
     }
     report_run(&project, targets, &report, json)
 }
@@ -380,20 +385,6 @@ fn print_out(text: &str) -> anyhow::Result<Exit> {
     }
 }
 
-/// The state word of a stage as `status` reports it.
-fn state_of(project: &Project, index: usize, evaluation: &Evaluation) -> &'static str {
-    let stage = &project.config.stages[index];
-    if evaluation.action == Action::UpToDate {
-        "up-to-date"
-    } else if !project.lockfile.stages.contains_key(stage.id.as_str())
-        && evaluation.manifest.is_none()
-    {
-        "never-run"
-    } else {
-        "stale"
-    }
-}
-
 fn status(project: &Project, selected: &[usize], json: bool) -> anyhow::Result<Exit> {
     let all: Vec<usize> = (0..project.config.stages.len()).collect();
     let evaluations = project.plan(&all, &[]);
@@ -414,7 +405,7 @@ fn status(project: &Project, selected: &[usize], json: bool) -> anyhow::Result<E
                 json!({
                     "stage": stage.id.as_str(),
                     "kind": stage.kind.name(),
-                    "state": state_of(project, i, e),
+                    "state": project.state_of(i, e),
                     "reasons": e.reasons.iter().map(ToString::to_string).collect::<Vec<_>>(),
                     "details": e.reasons,
                 })
@@ -429,7 +420,7 @@ fn status(project: &Project, selected: &[usize], json: bool) -> anyhow::Result<E
             continue;
         };
         let stage = &project.config.stages[i];
-        let state = state_of(project, i, e).replace('-', " ");
+        let state = project.state_of(i, e);
         let reasons: Vec<String> = e.reasons.iter().map(ToString::to_string).collect();
         let mut line = format!("{:width$}  {state}", stage.id.as_str());
         // "never run: never run" says nothing twice.
@@ -478,12 +469,6 @@ fn dry_run_plan(
         .copied()
         .filter(|i| evaluations.contains_key(i))
         .collect();
-    let action_word = |action: Action| match action {
-        Action::UpToDate => "up-to-date",
-        Action::Restore => "restore",
-        Action::Run => "run",
-        Action::Blocked => "run-if-upstream-changes",
-    };
     if json {
         let rows: Vec<_> = order
             .iter()
@@ -491,7 +476,7 @@ fn dry_run_plan(
                 let e = &evaluations[i];
                 json!({
                     "stage": project.config.stages[*i].id.as_str(),
-                    "action": action_word(e.action),
+                    "action": e.action,
                     "reasons": e.reasons.iter().map(ToString::to_string).collect::<Vec<_>>(),
                 })
             })
@@ -503,12 +488,7 @@ fn dry_run_plan(
     let mut out = String::new();
     for &i in &order {
         let e = &evaluations[&i];
-        let what = match e.action {
-            Action::UpToDate => "up to date".to_owned(),
-            Action::Restore => "restore from cache".to_owned(),
-            Action::Run => "run".to_owned(),
-            Action::Blocked => "run unless upstream outputs are unchanged".to_owned(),
-        };
+        let what = e.action;
         let reasons: Vec<String> = e.reasons.iter().map(ToString::to_string).collect();
         let mut line = format!("{:width$}  {what}", project.config.stages[i].id.as_str());
         if !reasons.is_empty() {
@@ -533,6 +513,9 @@ fn report_run(
     } else {
         Exit::StageFailed
     };
+    if let Some(error) = &report.error {
+        eprintln!("error: {error}");
+    }
     for row in &report.stages {
         if row.outcome == Outcome::Failed {
             eprintln!(
@@ -575,8 +558,8 @@ fn report_run(
     let mut out = format!("{:width$}  {:10}  {:>8}\n", "stage", "outcome", "seconds");
     for row in &report.stages {
         let label = match (row.outcome, row.source) {
-            (Outcome::Restored, Some("remote")) => "restored (remote)",
-            (outcome, _) => outcome.label(),
+            (Outcome::Restored, Some(RestoreSource::Remote)) => "restored (remote)".to_owned(),
+            (outcome, _) => outcome.to_string(),
         };
         let _ = writeln!(
             out,

@@ -170,7 +170,7 @@ fn without_provenance(metadata: &ParquetMetaData) -> io::Result<Vec<u8>> {
     let kv: Option<Vec<KeyValue>> = file_meta.key_value_metadata().map(|entries| {
         entries
             .iter()
-            .filter(|kv| !kv.key.starts_with("pipeline."))
+            .filter(|kv| !kv.key.starts_with(stages::provenance::PREFIX))
             .cloned()
             .collect()
     });

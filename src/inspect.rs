@@ -54,7 +54,7 @@ pub fn inspect(path: &Path) -> Result<Inspection, UsageError> {
         .key_value_metadata()
         .map(|kv| {
             kv.iter()
-                .filter(|e| e.key.starts_with("pipeline."))
+                .filter(|e| e.key.starts_with(stages::provenance::PREFIX))
                 .map(|e| (e.key.clone(), e.value.clone().unwrap_or_default()))
                 .collect()
         })

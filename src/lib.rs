@@ -20,6 +20,7 @@ pub mod logging;
 pub mod manifest;
 pub mod metrics_view;
 pub mod plan;
+pub mod provenance;
 pub mod publish;
 pub mod raw_config;
 pub mod registry;

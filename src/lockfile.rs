@@ -49,7 +49,11 @@ impl Lockfile {
             version: 1,
             stages: self.stages.clone(),
         })
-        .unwrap_or_default();
+        .map_err(|e| PublishError::Io {
+            action: "encode",
+            path: path.to_owned(),
+            source: std::io::Error::other(e),
+        })?;
         text.push('\n');
         write_atomic(path, text.as_bytes())
     }

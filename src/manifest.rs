@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use stages::kind::OutputSpec;
+
 use crate::content_hash::ContentHash;
 use crate::stage_key::{KeyHash, StageKey};
 
@@ -36,4 +38,18 @@ pub struct Manifest {
     pub seconds: f64,
     /// When the result was made, in seconds since the epoch.
     pub created_unix: u64,
+}
+
+impl Manifest {
+    /// Whether this result has exactly the outputs `declared`, by name and file. A manifest
+    /// that names other files (an older kind, or one edited in a shared cache to point
+    /// anywhere) is not a result of this stage, so its file names never become paths.
+    pub fn matches(&self, declared: &[OutputSpec]) -> bool {
+        self.outputs.len() == declared.len()
+            && declared.iter().all(|spec| {
+                self.outputs
+                    .get(&spec.name)
+                    .is_some_and(|record| record.file == spec.file)
+            })
+    }
 }

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::cache::Cache;
+use crate::cache::{Cache, ObjectState};
 use crate::config::{Config, InputRef, StageConfig};
 use crate::content_hash::ContentHash;
 use crate::fingerprint::compare;
@@ -30,8 +30,10 @@ pub struct ResolvedOutput {
 /// A stage's outputs once known.
 pub type Resolved = BTreeMap<String, ResolvedOutput>;
 
-/// What must happen to a stage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What must happen to a stage (`run --dry-run`; JSON: `up-to-date`, `restore`, `run`,
+/// `run-if-upstream-changes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Action {
     /// Nothing: its current result is cached and published.
     UpToDate,
@@ -40,7 +42,41 @@ pub enum Action {
     /// Compute it.
     Run,
     /// An upstream stage must run first; whether this one then runs depends on its outputs.
+    #[serde(rename = "run-if-upstream-changes")]
     Blocked,
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Action::UpToDate => "up to date",
+            Action::Restore => "restore from cache",
+            Action::Run => "run",
+            Action::Blocked => "run unless upstream outputs are unchanged",
+        })
+    }
+}
+
+/// How `status` shows a stage (JSON: `up-to-date`, `stale`, `never-run`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StageState {
+    /// Its current result is cached and published.
+    UpToDate,
+    /// It must run or be restored.
+    Stale,
+    /// No result of it was ever recorded or cached.
+    NeverRun,
+}
+
+impl std::fmt::Display for StageState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StageState::UpToDate => "up to date",
+            StageState::Stale => "stale",
+            StageState::NeverRun => "never run",
+        })
+    }
 }
 
 /// The verdict on one stage.
@@ -58,6 +94,20 @@ pub struct Evaluation {
     pub resolved: Option<Resolved>,
     /// Where the chain of stale stages that blocks this one starts.
     pub root: Option<String>,
+    /// Objects of the cached result for the key that are missing or corrupt: the result
+    /// does not count as cached, and a run quarantines them and drops its manifest.
+    pub damaged: Vec<DamagedObject>,
+}
+
+/// An object of a cached result that failed verification.
+#[derive(Debug, Clone)]
+pub struct DamagedObject {
+    /// The output it holds.
+    pub output: String,
+    /// Its hash (its name in the cache).
+    pub object: ContentHash,
+    /// Missing or corrupt.
+    pub state: ObjectState,
 }
 
 /// Everything evaluation reads.
@@ -122,6 +172,7 @@ impl Project {
             manifest: None,
             resolved: None,
             root,
+            damaged: Vec::new(),
         };
 
         let mut key_inputs = Vec::new();
@@ -233,6 +284,7 @@ impl Project {
                 manifest: None,
                 resolved: Some(resolved),
                 root: None,
+                damaged: Vec::new(),
             };
         }
 
@@ -244,11 +296,44 @@ impl Project {
                 manifest: None,
                 resolved: None,
                 root: Some(stage.id.0.clone()),
+                damaged: Vec::new(),
             };
         }
 
+        let manifest_path = || self.config.relative(&self.cache.manifest_path(&key));
         match self.cache.read_manifest(&key) {
+            Ok(Some(manifest)) if !manifest.matches(&stage.outputs) => Evaluation {
+                action: Action::Run,
+                reasons: vec![StaleReason::CachedOutputsDiffer {
+                    path: manifest_path(),
+                }],
+                key: Some((key, components)),
+                manifest: None,
+                resolved: None,
+                root: Some(stage.id.0.clone()),
+                damaged: Vec::new(),
+            },
             Ok(Some(manifest)) => {
+                let damaged = self.damaged_objects(&manifest);
+                if !damaged.is_empty() {
+                    let reasons = damaged
+                        .iter()
+                        .map(|d| StaleReason::CachedObjectDamaged {
+                            output: d.output.clone(),
+                            object: d.object.short(),
+                            problem: d.state.describe().to_owned(),
+                        })
+                        .collect();
+                    return Evaluation {
+                        action: Action::Run,
+                        reasons,
+                        key: Some((key, components)),
+                        manifest: None,
+                        resolved: None,
+                        root: Some(stage.id.0.clone()),
+                        damaged,
+                    };
+                }
                 let mut reasons = Vec::new();
                 changes(&mut reasons);
                 reasons.extend(self.check_published(stage, &manifest));
@@ -276,6 +361,7 @@ impl Project {
                     manifest: Some(manifest),
                     resolved: Some(resolved),
                     root: None,
+                    damaged: Vec::new(),
                 }
             }
             Ok(None) => {
@@ -291,6 +377,7 @@ impl Project {
                     manifest: None,
                     resolved: None,
                     root: Some(stage.id.0.clone()),
+                    damaged: Vec::new(),
                 }
             }
             Err(unreadable) => Evaluation {
@@ -302,15 +389,40 @@ impl Project {
                 manifest: None,
                 resolved: None,
                 root: Some(stage.id.0.clone()),
+                damaged: Vec::new(),
             },
         }
+    }
+
+    /// The objects of `manifest` that are missing or do not match their hashes (in parallel:
+    /// a current stat record makes each check one `stat`).
+    fn damaged_objects(&self, manifest: &Manifest) -> Vec<DamagedObject> {
+        use rayon::prelude::*;
+        let records: Vec<(&String, &crate::manifest::OutputRecord)> =
+            manifest.outputs.iter().collect();
+        records
+            .par_iter()
+            .filter_map(|(name, record)| {
+                match self.cache.check_object(&record.object, &self.stat_cache) {
+                    ObjectState::Sound => None,
+                    state => Some(DamagedObject {
+                        output: (*name).clone(),
+                        object: record.object,
+                        state,
+                    }),
+                }
+            })
+            .collect()
     }
 
     fn check_published(&self, stage: &StageConfig, manifest: &Manifest) -> Vec<StaleReason> {
         let dir = self.stage_output_dir(stage);
         let mut reasons = Vec::new();
-        for record in manifest.outputs.values() {
-            let path = dir.join(&record.file);
+        for spec in &stage.outputs {
+            let Some(record) = manifest.outputs.get(&spec.name) else {
+                continue;
+            };
+            let path = dir.join(&spec.file);
             let shown = self.config.relative(&path);
             match self.stat_cache.hashes(&path) {
                 Ok(hashes) if hashes.object == record.object => {}
@@ -319,6 +431,20 @@ impl Project {
             }
         }
         reasons
+    }
+
+    /// How `status` shows stage `index` given its evaluation.
+    pub fn state_of(&self, index: usize, evaluation: &Evaluation) -> StageState {
+        let stage = &self.config.stages[index];
+        if evaluation.action == Action::UpToDate {
+            StageState::UpToDate
+        } else if !self.lockfile.stages.contains_key(stage.id.as_str())
+            && evaluation.manifest.is_none()
+        {
+            StageState::NeverRun
+        } else {
+            StageState::Stale
+        }
     }
 
     /// Evaluates `stages` (indices) in topological order, as `status` and `--dry-run` see them.

@@ -13,9 +13,10 @@ use std::path::{Path, PathBuf};
 
 use stages::kind::OutputSpec;
 
-use crate::cache::Cache;
+use crate::cache::{Cache, ObjectState};
 use crate::content_hash::{hash_artifact, ContentHash};
 use crate::manifest::{Manifest, OutputRecord};
+use crate::stage_key::KeyHash;
 use crate::stat_cache::{FileStat, StatCache};
 
 /// Marks temporary files in output folders, so leftovers of a killed run can be removed.
@@ -47,6 +48,22 @@ pub enum PublishError {
     CorruptObject {
         /// The object.
         path: PathBuf,
+    },
+    /// Something other than a regular file stands where an output is published.
+    #[error(
+        "cannot publish `{path}`: {what} is in the way; the pipeline writes a regular file there, so move or remove it and run again"
+    )]
+    InTheWay {
+        /// The output path.
+        path: PathBuf,
+        /// What is there (`a directory`, `a symbolic link`).
+        what: &'static str,
+    },
+    /// A manifest does not describe the stage's declared outputs.
+    #[error("the cached result does not have the declared output `{output}`")]
+    UndeclaredOutput {
+        /// The output name.
+        output: String,
     },
 }
 
@@ -98,16 +115,19 @@ pub fn staging_dir(cache: &Cache, stage: &str) -> Result<tempfile::TempDir, Publ
         .map_err(io_err("create a staging folder in", &tmp))
 }
 
-/// Moves a finished stage's outputs from `staging` into the object store.
+/// Moves a finished stage's outputs from `staging` into the object store. An object already
+/// stored under the same hash is kept only if it verifies; a corrupt one is quarantined and
+/// replaced by the fresh bytes.
 pub fn commit_outputs(
     cache: &Cache,
     staging: &Path,
     outputs: &[OutputSpec],
+    stat_cache: &StatCache,
 ) -> Result<BTreeMap<String, OutputRecord>, PublishError> {
     let mut records = BTreeMap::new();
     for spec in outputs {
         let staged = staging.join(&spec.file);
-        if !staged.is_file() {
+        if !fs::symlink_metadata(&staged).is_ok_and(|m| m.is_file()) {
             return Err(PublishError::MissingOutput {
                 output: spec.name.clone(),
                 file: spec.file.clone(),
@@ -121,8 +141,22 @@ pub fn commit_outputs(
             .map_err(io_err("stat", &staged))?
             .len();
         let object = cache.object_path(&hashes.object);
-        if object.is_file() {
-            // Content-addressed: an existing object with this hash already holds these bytes.
+        let keep_existing = match cache.check_object(&hashes.object, stat_cache) {
+            ObjectState::Sound => true,
+            ObjectState::Missing => false,
+            ObjectState::Corrupt => {
+                let moved = quarantine_object(cache, &hashes.object)?;
+                tracing::warn!(
+                    "cache object {} (output `{}`) was corrupt: moved to {}; storing the fresh result",
+                    object.display(),
+                    spec.name,
+                    moved.display()
+                );
+                false
+            }
+        };
+        if keep_existing {
+            // Content-addressed and verified: the existing object holds these bytes.
             let _ = fs::remove_file(&staged);
         } else {
             let dir = parent(&object);
@@ -130,6 +164,10 @@ pub fn commit_outputs(
             fs::rename(&staged, &object).map_err(io_err("move into the cache", &object))?;
             set_read_only(&object);
             sync_dir(dir);
+            // Recorded after the permission change, which moves the ctime on.
+            if let Some(stat) = FileStat::of(&object) {
+                stat_cache.record(&object, stat, hashes);
+            }
         }
         records.insert(
             spec.name.clone(),
@@ -142,6 +180,21 @@ pub fn commit_outputs(
         );
     }
     Ok(records)
+}
+
+/// Moves the object `hash` aside into `cache/quarantine/`, where it is never read again (it
+/// stays for a person to look at until `pipeline gc`); returns where it went.
+pub fn quarantine_object(cache: &Cache, hash: &ContentHash) -> Result<PathBuf, PublishError> {
+    let dir = cache.quarantine_dir();
+    fs::create_dir_all(&dir).map_err(io_err("create folder", &dir))?;
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let target = dir.join(format!("{}.{stamp}", hash.to_hex()));
+    let object = cache.object_path(hash);
+    fs::rename(&object, &target).map_err(io_err("quarantine", &object))?;
+    sync_dir(parent(&object));
+    Ok(target)
 }
 
 /// Temporary files are created private (0600); published files get the usual 0644.
@@ -164,11 +217,25 @@ fn set_read_only(path: &Path) {
 }
 
 /// Adds `data`, already verified to hash to `hash`, to the object store (a download from
-/// the remote cache).
-pub fn adopt_object(cache: &Cache, hash: &ContentHash, data: &[u8]) -> Result<(), PublishError> {
+/// the remote cache). A corrupt object already there is quarantined first.
+pub fn adopt_object(
+    cache: &Cache,
+    hash: &ContentHash,
+    data: &[u8],
+    stat_cache: &StatCache,
+) -> Result<(), PublishError> {
     let object = cache.object_path(hash);
-    if object.is_file() {
-        return Ok(());
+    match cache.check_object(hash, stat_cache) {
+        ObjectState::Sound => return Ok(()),
+        ObjectState::Missing => {}
+        ObjectState::Corrupt => {
+            let moved = quarantine_object(cache, hash)?;
+            tracing::warn!(
+                "cache object {} was corrupt: moved to {}",
+                object.display(),
+                moved.display()
+            );
+        }
     }
     let dir = parent(&object);
     fs::create_dir_all(dir).map_err(io_err("create folder", dir))?;
@@ -195,19 +262,22 @@ pub fn write_manifest(cache: &Cache, manifest: &Manifest) -> Result<(), PublishE
     write_atomic(&cache.manifest_path(&manifest.key), &bytes)
 }
 
-/// Removes the manifest for a result whose objects turned out to be corrupt.
-pub fn discard_manifest(cache: &Cache, manifest: &Manifest) {
-    let _ = fs::remove_file(cache.manifest_path(&manifest.key));
+/// Removes the manifest for a result whose objects turned out to be corrupt or missing, so it
+/// no longer counts as cached.
+pub fn discard_manifest(cache: &Cache, key: &KeyHash) {
+    let _ = fs::remove_file(cache.manifest_path(key));
 }
 
-/// Copies each output of `manifest` from the cache to `dir`, verifying its hash on the way.
+/// Copies each declared output of `manifest` from the cache to `dir`, verifying its hash on
+/// the way. File names come from `outputs` (the configuration), never from the manifest.
 pub fn publish_outputs(
     cache: &Cache,
     dir: &Path,
+    outputs: &[OutputSpec],
     manifest: &Manifest,
     stat_cache: &StatCache,
 ) -> Result<(), PublishError> {
-    publish_outputs_with(cache, dir, manifest, stat_cache, true)
+    publish_outputs_with(cache, dir, outputs, manifest, stat_cache, true)
 }
 
 /// Like [`publish_outputs`], for objects hashed moments ago by [`commit_outputs`]: the copy
@@ -216,23 +286,58 @@ pub fn publish_outputs(
 pub fn publish_fresh_outputs(
     cache: &Cache,
     dir: &Path,
+    outputs: &[OutputSpec],
     manifest: &Manifest,
     stat_cache: &StatCache,
 ) -> Result<(), PublishError> {
-    publish_outputs_with(cache, dir, manifest, stat_cache, false)
+    publish_outputs_with(cache, dir, outputs, manifest, stat_cache, false)
+}
+
+/// Fails when `path` exists as something a published file must not replace.
+fn check_not_in_the_way(path: &Path) -> Result<(), PublishError> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => Err(PublishError::InTheWay {
+            path: path.to_owned(),
+            what: "a directory",
+        }),
+        Ok(meta) if meta.file_type().is_symlink() => Err(PublishError::InTheWay {
+            path: path.to_owned(),
+            what: "a symbolic link",
+        }),
+        Ok(meta) if !meta.is_file() => Err(PublishError::InTheWay {
+            path: path.to_owned(),
+            what: "a special file",
+        }),
+        _ => Ok(()),
+    }
 }
 
 fn publish_outputs_with(
     cache: &Cache,
     dir: &Path,
+    outputs: &[OutputSpec],
     manifest: &Manifest,
     stat_cache: &StatCache,
     verify: bool,
 ) -> Result<(), PublishError> {
+    if fs::metadata(dir).is_ok_and(|m| !m.is_dir()) {
+        return Err(PublishError::InTheWay {
+            path: dir.to_owned(),
+            what: "a file",
+        });
+    }
     fs::create_dir_all(dir).map_err(io_err("create folder", dir))?;
-    for record in manifest.outputs.values() {
+    for spec in outputs {
+        let record = manifest
+            .outputs
+            .get(&spec.name)
+            .filter(|r| r.file == spec.file)
+            .ok_or_else(|| PublishError::UndeclaredOutput {
+                output: spec.name.clone(),
+            })?;
         let object = cache.object_path(&record.object);
-        let target = dir.join(&record.file);
+        let target = dir.join(&spec.file);
+        check_not_in_the_way(&target)?;
         let mut tmp = tempfile::Builder::new()
             .prefix(TMP_MARKER)
             .tempfile_in(dir)

@@ -22,11 +22,14 @@ use object_store::{
 };
 use serde::Serialize;
 
-use crate::cache::Cache;
+use stages::kind::OutputSpec;
+
+use crate::cache::{Cache, ObjectState};
 use crate::content_hash::ContentHash;
 use crate::manifest::Manifest;
 use crate::publish::{self, PublishError};
 use crate::stage_key::KeyHash;
+use crate::stat_cache::StatCache;
 
 /// Objects at least this large are announced in the log while they transfer.
 const ANNOUNCE_BYTES: u64 = 16 << 20;
@@ -252,7 +255,15 @@ impl Remote {
     }
 
     /// Downloads the result for `key` into the local cache; `Ok(None)` if the remote has none.
-    pub fn fetch(&self, cache: &Cache, key: &KeyHash) -> Result<Option<Manifest>, RemoteError> {
+    /// The manifest must describe exactly the `declared` outputs (its file names never become
+    /// paths), and every object is verified against its hash before it is adopted.
+    pub fn fetch(
+        &self,
+        cache: &Cache,
+        key: &KeyHash,
+        declared: &[OutputSpec],
+        stat_cache: &StatCache,
+    ) -> Result<Option<Manifest>, RemoteError> {
         let manifest_path = self.manifest_path(key);
         let Some(bytes) = self.get(&manifest_path)? else {
             return Ok(None);
@@ -268,9 +279,14 @@ impl Remote {
                 message: "its key does not match its components".into(),
             });
         }
+        if !manifest.matches(declared) {
+            return Err(RemoteError::Corrupt {
+                path: manifest_path.to_string(),
+                message: "its outputs are not the ones the stage declares".into(),
+            });
+        }
         for record in manifest.outputs.values() {
-            let local = cache.object_path(&record.object);
-            if std::fs::metadata(&local).is_ok_and(|m| m.len() == record.size) {
+            if cache.check_object(&record.object, stat_cache) == ObjectState::Sound {
                 continue;
             }
             let path = self.object_path(&record.object);
@@ -295,7 +311,7 @@ impl Remote {
                 });
             }
             let len = data.len() as u64;
-            publish::adopt_object(cache, &record.object, &data)?;
+            publish::adopt_object(cache, &record.object, &data, stat_cache)?;
             if let Ok(mut t) = self.transfers.lock() {
                 t.downloaded_objects += 1;
                 t.downloaded_bytes += len;
@@ -321,6 +337,10 @@ impl Remote {
                 path: local.clone(),
                 source,
             })?;
+            // Never push bytes that do not match their name.
+            if ContentHash::of(&data) != record.object {
+                return Err(PublishError::CorruptObject { path: local }.into());
+            }
             if record.size >= ANNOUNCE_BYTES {
                 tracing::info!(
                     "uploading {} ({:.0} MB) to {}",
@@ -337,7 +357,10 @@ impl Remote {
                 }
             }
         }
-        let bytes = serde_json::to_vec_pretty(manifest).unwrap_or_default();
+        let bytes = serde_json::to_vec_pretty(manifest).map_err(|e| RemoteError::Corrupt {
+            path: self.manifest_path(&manifest.key).to_string(),
+            message: format!("cannot encode the manifest: {e}"),
+        })?;
         let len = bytes.len() as u64;
         if self.put_if_absent(&self.manifest_path(&manifest.key), bytes)? {
             if let Ok(mut t) = self.transfers.lock() {

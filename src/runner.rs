@@ -4,8 +4,15 @@
 //! Stages are evaluated only once every stage they read from is done, so a stage whose
 //! upstream reran but wrote identical data is found up to date (early cutoff). A failing
 //! stage stops its dependents; unrelated stages still finish.
+//!
+//! [`Scheduler`] walks the graph; each evaluated stage goes to one function per action
+//! (`up_to_date`, `restore`, `record_external`, `compute`), and every stage ends in
+//! [`Scheduler::settle`], the one place that records an outcome. A cached result whose objects
+//! fail verification is quarantined and dropped before the stage runs, so it is recomputed (or
+//! re-fetched from the remote cache) as if it had never been cached.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -14,13 +21,15 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use stages::kind::StageIo;
 
+use crate::cache::ObjectState;
 use crate::config::{InputRef, StageConfig};
 use crate::lockfile::LockEntry;
 use crate::manifest::{Manifest, OutputRecord};
 use crate::plan::{Action, Evaluation, Project};
+use crate::provenance;
 use crate::publish::{self, PublishError};
 use crate::remote::Remote;
-use crate::stage_key::{write_canonical, KeyHash, StageKey};
+use crate::stage_key::KeyHash;
 use crate::stale_reason::StaleReason;
 
 /// How a stage ended in a run.
@@ -39,17 +48,80 @@ pub enum Outcome {
     Skipped,
 }
 
-impl Outcome {
-    /// The word used in the summary table.
-    pub fn label(self) -> &'static str {
-        match self {
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
             Outcome::Ran => "ran",
             Outcome::Restored => "restored",
             Outcome::UpToDate => "up to date",
             Outcome::Failed => "failed",
             Outcome::Skipped => "skipped",
-        }
+        })
     }
+}
+
+/// Where a restored result came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestoreSource {
+    /// The local cache.
+    Local,
+    /// The remote cache.
+    Remote,
+}
+
+/// Why a stage failed or was not attempted, for people (`Display`) and machines (`--json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[serde(tag = "cause", rename_all = "kebab-case")]
+pub enum StageError {
+    /// The computation returned an error.
+    #[error("{message}")]
+    Computation {
+        /// The stage's own message.
+        message: String,
+    },
+    /// The computation panicked (a defect; the run goes on).
+    #[error("stage panicked: {message}")]
+    Panicked {
+        /// The panic message.
+        message: String,
+    },
+    /// Committing, restoring or publishing the result failed.
+    #[error("{message}")]
+    Publish {
+        /// What failed, with the path.
+        message: String,
+    },
+    /// The remote cache failed and `--require-remote` was given.
+    #[error("{message} (--require-remote)")]
+    Remote {
+        /// What failed.
+        message: String,
+    },
+    /// The stage's inputs are not available.
+    #[error("{reason}")]
+    Blocked {
+        /// Why.
+        reason: String,
+    },
+    /// The stage could not be started.
+    #[error("cannot start the stage: {message}")]
+    Start {
+        /// Why.
+        message: String,
+    },
+    /// An upstream stage failed or was skipped.
+    #[error("upstream `{stage}` did not finish")]
+    UpstreamFailed {
+        /// The upstream stage.
+        stage: String,
+    },
+    /// The user interrupted the run.
+    #[error("interrupted")]
+    Interrupted,
+    /// `pipeline pull` found no cached result.
+    #[error("not in the cache")]
+    NotCached,
 }
 
 /// One row of the run summary.
@@ -64,12 +136,15 @@ pub struct StageOutcome {
     /// Why it ran or was restored.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub reasons: Vec<StaleReason>,
-    /// The error, for a failed or skipped stage.
+    /// The error message, for a failed or skipped stage.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// Where a restored result came from: `local` cache or `remote` cache.
+    /// The error as data, for a failed or skipped stage.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub source: Option<&'static str>,
+    pub cause: Option<StageError>,
+    /// Where a restored result came from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<RestoreSource>,
 }
 
 /// What a run did.
@@ -85,6 +160,9 @@ pub struct RunReport {
     /// Transfers to and from the remote cache, when one is configured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transfers: Option<crate::remote::Transfers>,
+    /// A failure after the stages finished (writing `pipeline.lock`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// What to run.
@@ -113,258 +191,447 @@ struct Finished {
     index: usize,
     staging: tempfile::TempDir,
     seconds: f64,
-    result: Result<(), String>,
+    result: Result<(), StageError>,
+}
+
+/// How a stage ended, with what its dependents need.
+enum Settled {
+    /// Done with a result: `evaluation.resolved` tells dependents where its outputs are.
+    Done {
+        outcome: Outcome,
+        evaluation: Box<Evaluation>,
+        source: Option<RestoreSource>,
+    },
+    /// Failed or skipped.
+    NotDone { outcome: Outcome, error: StageError },
+}
+
+/// Whether a pass over the pending stages changed anything.
+#[derive(PartialEq, Eq)]
+enum Step {
+    Progressed,
+    Waiting,
 }
 
 /// Runs the plan for `options` on an opened project (the run lock must be held), consulting
 /// `remote` after the local cache when one is given.
 pub fn run(project: &mut Project, options: &RunOptions, remote: Option<&Remote>) -> RunReport {
-    let selected: BTreeSet<usize> = project.config.dag.with_ancestors(&options.targets);
-    let order: Vec<usize> = project
-        .config
-        .dag
-        .order()
-        .iter()
-        .copied()
-        .filter(|i| selected.contains(i))
-        .collect();
-    let mut states: BTreeMap<usize, State> = order.iter().map(|&i| (i, State::Pending)).collect();
-    let mut done: BTreeMap<usize, Evaluation> = BTreeMap::new();
-    let mut running: BTreeMap<usize, (Evaluation, Instant)> = BTreeMap::new();
-    let mut outcomes: BTreeMap<usize, StageOutcome> = BTreeMap::new();
-    let mut lock_updates: Vec<(String, LockEntry)> = Vec::new();
-    let (tx, rx) = mpsc::channel::<Finished>();
+    let (report, lock_updates) = {
+        let mut scheduler = Scheduler::new(project, options, remote);
+        scheduler.drive();
+        scheduler.into_report()
+    };
+    project.lockfile.stages.extend(lock_updates);
+    report
+}
 
-    loop {
-        let mut progressed = false;
-        for &index in &order {
-            if states[&index] != State::Pending {
+struct Scheduler<'a> {
+    project: &'a Project,
+    options: &'a RunOptions,
+    remote: Option<&'a Remote>,
+    order: Vec<usize>,
+    states: BTreeMap<usize, State>,
+    done: BTreeMap<usize, Evaluation>,
+    running: BTreeMap<usize, (Evaluation, Instant)>,
+    outcomes: BTreeMap<usize, StageOutcome>,
+    lock_updates: Vec<(String, LockEntry)>,
+    tx: mpsc::Sender<Finished>,
+    rx: mpsc::Receiver<Finished>,
+}
+
+impl<'a> Scheduler<'a> {
+    fn new(project: &'a Project, options: &'a RunOptions, remote: Option<&'a Remote>) -> Self {
+        let selected: BTreeSet<usize> = project.config.dag.with_ancestors(&options.targets);
+        let order: Vec<usize> = project
+            .config
+            .dag
+            .order()
+            .iter()
+            .copied()
+            .filter(|i| selected.contains(i))
+            .collect();
+        let states = order.iter().map(|&i| (i, State::Pending)).collect();
+        let (tx, rx) = mpsc::channel();
+        Self {
+            project,
+            options,
+            remote,
+            order,
+            states,
+            done: BTreeMap::new(),
+            running: BTreeMap::new(),
+            outcomes: BTreeMap::new(),
+            lock_updates: Vec::new(),
+            tx,
+            rx,
+        }
+    }
+
+    fn drive(&mut self) {
+        loop {
+            let mut progressed = false;
+            for index in self.order.clone() {
+                if self.states[&index] == State::Pending && self.step(index) == Step::Progressed {
+                    progressed = true;
+                }
+            }
+            if progressed {
                 continue;
             }
-            let stage = &project.config.stages[index];
-            let upstream = project.config.dag.upstream(index);
-            if let Some(&failed) = upstream.iter().find(|u| {
-                matches!(
-                    states.get(u),
-                    Some(State::Done(Outcome::Failed | Outcome::Skipped))
-                )
-            }) {
-                let name = &project.config.stages[failed].id;
-                outcomes.insert(
+            if self.running.is_empty() {
+                break;
+            }
+            let Ok(finished) = self.rx.recv() else {
+                break;
+            };
+            self.on_finished(finished);
+        }
+    }
+
+    fn into_report(mut self) -> (RunReport, Vec<(String, LockEntry)>) {
+        let stages: Vec<StageOutcome> = self
+            .order
+            .iter()
+            .filter_map(|i| self.outcomes.remove(i))
+            .collect();
+        let interrupted = self.options.cancel.load(Ordering::Relaxed);
+        let report = RunReport {
+            transfers: self.remote.map(Remote::transfers),
+            ok: !interrupted
+                && stages
+                    .iter()
+                    .all(|s| !matches!(s.outcome, Outcome::Failed | Outcome::Skipped)),
+            stages,
+            interrupted,
+            error: None,
+        };
+        (report, self.lock_updates)
+    }
+
+    fn stage(&self, index: usize) -> &'a StageConfig {
+        &self.project.config.stages[index]
+    }
+
+    /// The one place where a stage's outcome is recorded.
+    fn settle(&mut self, index: usize, started: Option<Instant>, settled: Settled) {
+        let stage = self.stage(index);
+        let seconds = started.map_or(0.0, |s| s.elapsed().as_secs_f64());
+        let row = match settled {
+            Settled::Done {
+                outcome,
+                evaluation,
+                source,
+            } => {
+                self.lock_updates
+                    .extend(record_lock(self.project, stage, &evaluation));
+                let row = StageOutcome {
+                    stage: stage.id.0.clone(),
+                    outcome,
+                    seconds,
+                    reasons: evaluation.reasons.clone(),
+                    error: None,
+                    cause: None,
+                    source,
+                };
+                self.done.insert(index, *evaluation);
+                row
+            }
+            Settled::NotDone { outcome, error } => {
+                if outcome == Outcome::Failed {
+                    tracing::debug!("{}: failed: {error}", stage.id);
+                }
+                StageOutcome {
+                    stage: stage.id.0.clone(),
+                    outcome,
+                    seconds,
+                    reasons: Vec::new(),
+                    error: Some(error.to_string()),
+                    cause: Some(error),
+                    source: None,
+                }
+            }
+        };
+        self.states.insert(index, State::Done(row.outcome));
+        self.outcomes.insert(index, row);
+    }
+
+    fn fail(&mut self, index: usize, started: Option<Instant>, error: StageError) {
+        self.settle(
+            index,
+            started,
+            Settled::NotDone {
+                outcome: Outcome::Failed,
+                error,
+            },
+        );
+    }
+
+    fn skip(&mut self, index: usize, error: StageError) {
+        self.settle(
+            index,
+            None,
+            Settled::NotDone {
+                outcome: Outcome::Skipped,
+                error,
+            },
+        );
+    }
+
+    fn step(&mut self, index: usize) -> Step {
+        let upstream = self.project.config.dag.upstream(index);
+        if let Some(&failed) = upstream.iter().find(|u| {
+            matches!(
+                self.states.get(u),
+                Some(State::Done(Outcome::Failed | Outcome::Skipped))
+            )
+        }) {
+            let stage = self.stage(failed).id.0.clone();
+            self.skip(index, StageError::UpstreamFailed { stage });
+            return Step::Progressed;
+        }
+        if upstream
+            .iter()
+            .any(|u| !matches!(self.states.get(u), Some(State::Done(_))))
+        {
+            return Step::Waiting;
+        }
+        if self.options.cancel.load(Ordering::Relaxed) {
+            self.skip(index, StageError::Interrupted);
+            return Step::Progressed;
+        }
+        let force = self.options.force && self.options.targets.contains(&index);
+        let started = Instant::now();
+        let evaluation = self.project.evaluate(index, &self.done, force);
+        match evaluation.action {
+            Action::UpToDate => {
+                self.settle(
                     index,
-                    skipped(stage, format!("upstream `{name}` did not finish")),
+                    Some(started),
+                    Settled::Done {
+                        outcome: Outcome::UpToDate,
+                        evaluation: Box::new(evaluation),
+                        source: None,
+                    },
                 );
-                states.insert(index, State::Done(Outcome::Skipped));
-                progressed = true;
-                continue;
+                Step::Progressed
             }
-            if upstream
-                .iter()
-                .any(|u| !matches!(states.get(u), Some(State::Done(_))))
-            {
-                continue;
+            Action::Restore => {
+                self.restore(index, started, evaluation);
+                Step::Progressed
             }
-            if options.cancel.load(Ordering::Relaxed) {
-                outcomes.insert(index, skipped(stage, "interrupted".into()));
-                states.insert(index, State::Done(Outcome::Skipped));
-                progressed = true;
-                continue;
+            Action::Run if self.stage(index).external_outputs.is_some() => {
+                self.settle(
+                    index,
+                    Some(started),
+                    Settled::Done {
+                        outcome: Outcome::Ran,
+                        evaluation: Box::new(evaluation),
+                        source: None,
+                    },
+                );
+                Step::Progressed
             }
-            let force = options.force && options.targets.contains(&index);
-            let started = Instant::now();
-            let evaluation = project.evaluate(index, &done, force);
-            match evaluation.action {
-                Action::UpToDate => {
-                    lock_updates.extend(record_lock(project, stage, &evaluation, None));
-                    outcomes.insert(index, row(stage, Outcome::UpToDate, started, Vec::new()));
-                    done.insert(index, evaluation);
-                    states.insert(index, State::Done(Outcome::UpToDate));
-                    progressed = true;
-                }
-                Action::Restore => {
-                    let Some(manifest) = evaluation.manifest.clone() else {
-                        continue;
-                    };
-                    let dir = project.stage_output_dir(stage);
-                    match publish::publish_outputs(
-                        &project.cache,
-                        &dir,
-                        &manifest,
-                        &project.stat_cache,
-                    ) {
-                        Ok(()) => {
-                            tracing::info!("{}: restored from cache", stage.id);
-                            lock_updates.extend(record_lock(project, stage, &evaluation, None));
-                            let reasons = evaluation.reasons.clone();
-                            let mut r = row(stage, Outcome::Restored, started, reasons);
-                            r.source = Some("local");
-                            outcomes.insert(index, r);
-                            done.insert(index, evaluation);
-                            states.insert(index, State::Done(Outcome::Restored));
-                        }
-                        Err(PublishError::CorruptObject { path }) => {
-                            tracing::warn!(
-                                "{}: discarding cached result: {} is corrupt",
-                                stage.id,
-                                project.config.relative(&path)
-                            );
-                            publish::discard_manifest(&project.cache, &manifest);
-                            // Left pending: the next pass finds no manifest and runs it.
-                        }
-                        Err(err) => {
-                            outcomes.insert(index, failed(stage, started, err.to_string()));
-                            states.insert(index, State::Done(Outcome::Failed));
-                        }
-                    }
-                    progressed = true;
-                }
-                Action::Run if stage.external_outputs.is_some() => {
-                    lock_updates.extend(record_lock(project, stage, &evaluation, None));
-                    let reasons = evaluation.reasons.clone();
-                    outcomes.insert(index, row(stage, Outcome::Ran, started, reasons));
-                    done.insert(index, evaluation);
-                    states.insert(index, State::Done(Outcome::Ran));
-                    progressed = true;
-                }
-                Action::Run => {
-                    if let (Some(remote), false, Some((key, _))) =
-                        (remote, force, evaluation.key.as_ref())
-                    {
-                        match fetch_remote(project, stage, remote, key) {
-                            Ok(Some(restored)) => {
-                                let mut evaluation = evaluation;
-                                evaluation.resolved = Some(resolved_of(project, &restored));
-                                evaluation.manifest = Some(restored);
-                                lock_updates.extend(record_lock(project, stage, &evaluation, None));
-                                let mut r = row(
-                                    stage,
-                                    Outcome::Restored,
-                                    started,
-                                    evaluation.reasons.clone(),
-                                );
-                                r.source = Some("remote");
-                                outcomes.insert(index, r);
-                                done.insert(index, evaluation);
-                                states.insert(index, State::Done(Outcome::Restored));
-                                progressed = true;
-                                continue;
-                            }
-                            Ok(None) => {}
-                            Err(err) if remote.require => {
-                                outcomes.insert(
-                                    index,
-                                    failed(stage, started, format!("{err} (--require-remote)")),
-                                );
-                                states.insert(index, State::Done(Outcome::Failed));
-                                progressed = true;
-                                continue;
-                            }
-                            Err(err) => tracing::warn!("{}: {err}; computing locally", stage.id),
-                        }
-                    }
-                    if options.restore_only {
-                        outcomes.insert(index, skipped(stage, "not in the cache".into()));
-                        states.insert(index, State::Done(Outcome::Skipped));
-                        progressed = true;
-                        continue;
-                    }
-                    if running.len() >= options.jobs.max(1) {
-                        continue;
-                    }
-                    match start(
-                        project,
+            Action::Run => self.compute(index, started, evaluation, force),
+            Action::Blocked => {
+                let reason = evaluation
+                    .reasons
+                    .first()
+                    .map_or_else(|| "inputs unavailable".to_owned(), ToString::to_string);
+                self.fail(index, Some(started), StageError::Blocked { reason });
+                Step::Progressed
+            }
+        }
+    }
+
+    /// Copies a cached result to the outputs folder. An object that turns out corrupt on the
+    /// way is quarantined and the stage is left pending: the next pass finds no cached result
+    /// and computes it.
+    fn restore(&mut self, index: usize, started: Instant, evaluation: Evaluation) {
+        let stage = self.stage(index);
+        let Some(manifest) = evaluation.manifest.clone() else {
+            self.fail(
+                index,
+                Some(started),
+                StageError::Publish {
+                    message: "no cached result to restore".into(),
+                },
+            );
+            return;
+        };
+        let dir = self.project.stage_output_dir(stage);
+        let cache = &self.project.cache;
+        match publish::publish_outputs(
+            cache,
+            &dir,
+            &stage.outputs,
+            &manifest,
+            &self.project.stat_cache,
+        ) {
+            Ok(()) => {
+                tracing::info!("{}: restored from cache", stage.id);
+                self.settle(
+                    index,
+                    Some(started),
+                    Settled::Done {
+                        outcome: Outcome::Restored,
+                        evaluation: Box::new(evaluation),
+                        source: Some(RestoreSource::Local),
+                    },
+                );
+            }
+            Err(PublishError::CorruptObject { .. }) => {
+                let damaged: Vec<_> = manifest
+                    .outputs
+                    .iter()
+                    .filter(|(_, r)| {
+                        cache.check_object(&r.object, &self.project.stat_cache)
+                            != ObjectState::Sound
+                    })
+                    .map(|(name, r)| (name.clone(), r.object, ObjectState::Corrupt))
+                    .collect();
+                self.drop_damaged(stage, &manifest.key, &damaged);
+            }
+            Err(err) => self.fail(
+                index,
+                Some(started),
+                StageError::Publish {
+                    message: err.to_string(),
+                },
+            ),
+        }
+    }
+
+    /// Quarantines the corrupt objects of a cached result and drops its manifest, so the
+    /// result counts as never cached.
+    fn drop_damaged(
+        &self,
+        stage: &StageConfig,
+        key: &KeyHash,
+        damaged: &[(String, crate::content_hash::ContentHash, ObjectState)],
+    ) {
+        let cache = &self.project.cache;
+        for (output, object, state) in damaged {
+            let shown = self.project.config.relative(&cache.object_path(object));
+            match state {
+                ObjectState::Corrupt => match publish::quarantine_object(cache, object) {
+                    Ok(moved) => tracing::warn!(
+                        "{}: cache object {shown} (output `{output}`) is corrupt: moved to {}; the result will be recomputed",
+                        stage.id,
+                        self.project.config.relative(&moved)
+                    ),
+                    Err(err) => tracing::warn!(
+                        "{}: cache object {shown} (output `{output}`) is corrupt and could not be quarantined: {err}",
+                        stage.id
+                    ),
+                },
+                ObjectState::Missing => tracing::warn!(
+                    "{}: cache object {shown} (output `{output}`) is missing; the result will be recomputed",
+                    stage.id
+                ),
+                ObjectState::Sound => {}
+            }
+        }
+        publish::discard_manifest(cache, key);
+    }
+
+    /// Brings a stage that must run up to date: from the remote cache if it has the key,
+    /// otherwise by computing it on a thread of its own.
+    fn compute(
+        &mut self,
+        index: usize,
+        started: Instant,
+        evaluation: Evaluation,
+        force: bool,
+    ) -> Step {
+        let stage = self.stage(index);
+        if !evaluation.damaged.is_empty() {
+            if let Some((key, _)) = &evaluation.key {
+                let damaged: Vec<_> = evaluation
+                    .damaged
+                    .iter()
+                    .map(|d| (d.output.clone(), d.object, d.state))
+                    .collect();
+                self.drop_damaged(stage, key, &damaged);
+            }
+        }
+        if let (Some(remote), false, Some((key, _))) = (self.remote, force, evaluation.key.as_ref())
+        {
+            match fetch_remote(self.project, stage, remote, key) {
+                Ok(Some(restored)) => {
+                    let mut evaluation = evaluation;
+                    evaluation.resolved = Some(resolved_of(self.project, &restored));
+                    evaluation.manifest = Some(restored);
+                    self.settle(
                         index,
-                        &evaluation,
-                        &done,
-                        &options.cancel,
-                        tx.clone(),
-                    ) {
-                        Ok(()) => {
-                            running.insert(index, (evaluation, started));
-                            states.insert(index, State::Running);
-                        }
-                        Err(err) => {
-                            outcomes.insert(index, failed(stage, started, err.to_string()));
-                            states.insert(index, State::Done(Outcome::Failed));
-                        }
-                    }
-                    progressed = true;
+                        Some(started),
+                        Settled::Done {
+                            outcome: Outcome::Restored,
+                            evaluation: Box::new(evaluation),
+                            source: Some(RestoreSource::Remote),
+                        },
+                    );
+                    return Step::Progressed;
                 }
-                Action::Blocked => {
-                    let reason = evaluation
-                        .reasons
-                        .first()
-                        .map_or_else(|| "inputs unavailable".to_owned(), ToString::to_string);
-                    outcomes.insert(index, failed(stage, started, reason));
-                    states.insert(index, State::Done(Outcome::Failed));
-                    progressed = true;
+                Ok(None) => {}
+                Err(err) if remote.require => {
+                    let message = err.to_string();
+                    self.fail(index, Some(started), StageError::Remote { message });
+                    return Step::Progressed;
                 }
+                Err(err) => tracing::warn!("{}: {err}; computing locally", stage.id),
             }
         }
-        if progressed {
-            continue;
+        if self.options.restore_only {
+            self.skip(index, StageError::NotCached);
+            return Step::Progressed;
         }
-        if running.is_empty() {
-            break;
+        if self.running.len() >= self.options.jobs.max(1) {
+            return Step::Waiting;
         }
-        let Ok(finished) = rx.recv() else {
-            break;
-        };
+        match start(
+            self.project,
+            index,
+            &evaluation,
+            &self.done,
+            &self.options.cancel,
+            self.tx.clone(),
+        ) {
+            Ok(()) => {
+                self.running.insert(index, (evaluation, started));
+                self.states.insert(index, State::Running);
+            }
+            Err(error) => self.fail(index, Some(started), error),
+        }
+        Step::Progressed
+    }
+
+    fn on_finished(&mut self, finished: Finished) {
         let index = finished.index;
-        let Some((evaluation, started)) = running.remove(&index) else {
-            continue;
+        let Some((evaluation, started)) = self.running.remove(&index) else {
+            return;
         };
-        let stage = &project.config.stages[index];
-        match finish(project, stage, evaluation, finished) {
+        let stage = self.stage(index);
+        match finish(self.project, stage, evaluation, finished) {
             Ok(evaluation) => {
                 if let (Some(remote), Some(manifest)) =
-                    (remote.filter(|r| r.push), evaluation.manifest.as_ref())
+                    (self.remote.filter(|r| r.push), evaluation.manifest.as_ref())
                 {
-                    if let Err(err) = remote.upload(&project.cache, manifest) {
+                    if let Err(err) = remote.upload(&self.project.cache, manifest) {
                         tracing::warn!("{}: not pushed: {err}", stage.id);
                     }
                 }
-                lock_updates.extend(record_lock(project, stage, &evaluation, None));
-                let reasons = evaluation.reasons.clone();
-                outcomes.insert(index, row(stage, Outcome::Ran, started, reasons));
-                done.insert(index, evaluation);
-                states.insert(index, State::Done(Outcome::Ran));
+                self.settle(
+                    index,
+                    Some(started),
+                    Settled::Done {
+                        outcome: Outcome::Ran,
+                        evaluation: Box::new(evaluation),
+                        source: None,
+                    },
+                );
             }
-            Err(message) => {
-                tracing::debug!("{}: failed: {message}", stage.id);
-                outcomes.insert(index, failed(stage, started, message));
-                states.insert(index, State::Done(Outcome::Failed));
-            }
+            Err(error) => self.fail(index, Some(started), error),
         }
-    }
-
-    project.lockfile.stages.extend(lock_updates);
-    let stages: Vec<StageOutcome> = order.iter().filter_map(|i| outcomes.remove(i)).collect();
-    let interrupted = options.cancel.load(Ordering::Relaxed);
-    RunReport {
-        transfers: remote.map(Remote::transfers),
-        ok: !interrupted
-            && stages
-                .iter()
-                .all(|s| !matches!(s.outcome, Outcome::Failed | Outcome::Skipped)),
-        stages,
-        interrupted,
-    }
-}
-
-fn row(
-    stage: &StageConfig,
-    outcome: Outcome,
-    started: Instant,
-    reasons: Vec<StaleReason>,
-) -> StageOutcome {
-    StageOutcome {
-        stage: stage.id.0.clone(),
-        outcome,
-        seconds: started.elapsed().as_secs_f64(),
-        reasons,
-        error: None,
-        source: None,
     }
 }
 
@@ -375,11 +642,18 @@ fn fetch_remote(
     remote: &Remote,
     key: &KeyHash,
 ) -> Result<Option<Manifest>, crate::remote::RemoteError> {
-    let Some(manifest) = remote.fetch(&project.cache, key)? else {
+    let Some(manifest) = remote.fetch(&project.cache, key, &stage.outputs, &project.stat_cache)?
+    else {
         return Ok(None);
     };
     let dir = project.stage_output_dir(stage);
-    publish::publish_outputs(&project.cache, &dir, &manifest, &project.stat_cache)?;
+    publish::publish_outputs(
+        &project.cache,
+        &dir,
+        &stage.outputs,
+        &manifest,
+        &project.stat_cache,
+    )?;
     tracing::info!("{}: restored from {}", stage.id, remote.url());
     Ok(Some(manifest))
 }
@@ -401,48 +675,11 @@ pub fn resolved_of(project: &Project, manifest: &Manifest) -> crate::plan::Resol
         .collect()
 }
 
-fn failed(stage: &StageConfig, started: Instant, error: String) -> StageOutcome {
-    StageOutcome {
-        error: Some(error),
-        ..row(stage, Outcome::Failed, started, Vec::new())
-    }
-}
-
-fn skipped(stage: &StageConfig, why: String) -> StageOutcome {
-    StageOutcome {
-        stage: stage.id.0.clone(),
-        outcome: Outcome::Skipped,
-        seconds: 0.0,
-        reasons: Vec::new(),
-        error: Some(why),
-        source: None,
-    }
-}
-
-/// The `pipeline.*` key-value pairs every Parquet artifact of this result carries.
-pub fn provenance(key: &KeyHash, components: &StageKey) -> Vec<(String, String)> {
-    let mut params = String::new();
-    write_canonical(&components.params, &mut params);
-    let inputs = serde_json::to_string(&components.inputs).unwrap_or_default();
-    vec![
-        ("pipeline.stage".into(), components.stage.clone()),
-        ("pipeline.kind".into(), components.kind.clone()),
-        ("pipeline.key".into(), key.0.clone()),
-        ("pipeline.params".into(), params),
-        ("pipeline.inputs".into(), inputs),
-        (
-            "pipeline.code_version".into(),
-            components.code_version.clone(),
-        ),
-        ("pipeline.version".into(), env!("CARGO_PKG_VERSION").into()),
-    ]
-}
-
 fn input_paths(
     project: &Project,
     stage: &StageConfig,
     done: &BTreeMap<usize, Evaluation>,
-) -> Result<Vec<PathBuf>, String> {
+) -> Result<Vec<PathBuf>, StageError> {
     let mut paths = Vec::new();
     for input in &stage.inputs {
         match input {
@@ -457,7 +694,9 @@ fn input_paths(
                     .and_then(|e| e.resolved.as_ref())
                     .and_then(|r| r.get(output))
                     .map(|o| o.path.clone())
-                    .ok_or_else(|| format!("input `{input}` is not available"))?;
+                    .ok_or_else(|| StageError::Blocked {
+                        reason: format!("input `{input}` is not available"),
+                    })?;
                 paths.push(path);
             }
         }
@@ -472,17 +711,20 @@ fn start(
     done: &BTreeMap<usize, Evaluation>,
     cancel: &Arc<AtomicBool>,
     tx: mpsc::Sender<Finished>,
-) -> Result<(), String> {
+) -> Result<(), StageError> {
     let stage = &project.config.stages[index];
-    let (key, components) = evaluation
-        .key
-        .clone()
-        .ok_or_else(|| "stage key unknown".to_owned())?;
+    let (key, components) = evaluation.key.clone().ok_or_else(|| StageError::Start {
+        message: "stage key unknown".into(),
+    })?;
     let inputs = input_paths(project, stage, done)?;
     let input_names: Vec<String> = stage.inputs.iter().map(ToString::to_string).collect();
     let staging =
-        publish::staging_dir(&project.cache, stage.id.as_str()).map_err(|e| e.to_string())?;
-    let provenance = provenance(&key, &components);
+        publish::staging_dir(&project.cache, stage.id.as_str()).map_err(|e| StageError::Start {
+            message: e.to_string(),
+        })?;
+    let provenance = provenance::pairs(&key, &components).map_err(|e| StageError::Start {
+        message: e.to_string(),
+    })?;
     let kind = stage.kind.clone();
     let params = stage.params.clone();
     let name = stage.id.0.clone();
@@ -505,15 +747,17 @@ fn start(
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| kind.run(&params, &io)));
             let result = match result {
                 Ok(Ok(())) => Ok(()),
-                Ok(Err(err)) => Err(err.to_string()),
-                Err(panic) => Err(format!(
-                    "stage panicked: {}",
-                    panic
+                Ok(Err(err)) => Err(StageError::Computation {
+                    message: err.to_string(),
+                }),
+                Err(panic) => Err(StageError::Panicked {
+                    message: panic
                         .downcast_ref::<String>()
                         .map(String::as_str)
                         .or_else(|| panic.downcast_ref::<&str>().copied())
                         .unwrap_or("unknown cause")
-                )),
+                        .to_owned(),
+                }),
             };
             let _ = tx.send(Finished {
                 index,
@@ -523,7 +767,9 @@ fn start(
             });
         })
         .map(|_| ())
-        .map_err(|e| format!("cannot start a thread: {e}"))
+        .map_err(|e| StageError::Start {
+            message: format!("cannot start a thread: {e}"),
+        })
 }
 
 fn finish(
@@ -531,14 +777,21 @@ fn finish(
     stage: &StageConfig,
     mut evaluation: Evaluation,
     finished: Finished,
-) -> Result<Evaluation, String> {
+) -> Result<Evaluation, StageError> {
     finished.result?;
-    let (key, components) = evaluation
-        .key
-        .clone()
-        .ok_or_else(|| "stage key unknown".to_owned())?;
-    let outputs = publish::commit_outputs(&project.cache, finished.staging.path(), &stage.outputs)
-        .map_err(|e| e.to_string())?;
+    let publish_error = |e: PublishError| StageError::Publish {
+        message: e.to_string(),
+    };
+    let (key, components) = evaluation.key.clone().ok_or_else(|| StageError::Start {
+        message: "stage key unknown".into(),
+    })?;
+    let outputs = publish::commit_outputs(
+        &project.cache,
+        finished.staging.path(),
+        &stage.outputs,
+        &project.stat_cache,
+    )
+    .map_err(publish_error)?;
     let manifest = Manifest {
         key,
         components,
@@ -548,10 +801,16 @@ fn finish(
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
     };
-    publish::write_manifest(&project.cache, &manifest).map_err(|e| e.to_string())?;
+    publish::write_manifest(&project.cache, &manifest).map_err(publish_error)?;
     let dir = project.stage_output_dir(stage);
-    publish::publish_fresh_outputs(&project.cache, &dir, &manifest, &project.stat_cache)
-        .map_err(|e| e.to_string())?;
+    publish::publish_fresh_outputs(
+        &project.cache,
+        &dir,
+        &stage.outputs,
+        &manifest,
+        &project.stat_cache,
+    )
+    .map_err(publish_error)?;
     tracing::info!("{}: finished in {:.2}s", stage.id, finished.seconds);
     evaluation.resolved = Some(resolved_of(project, &manifest));
     evaluation.manifest = Some(manifest);
@@ -562,12 +821,11 @@ fn record_lock(
     project: &Project,
     stage: &StageConfig,
     evaluation: &Evaluation,
-    manifest: Option<&Manifest>,
 ) -> Option<(String, LockEntry)> {
     let (key, components) = evaluation.key.clone()?;
-    let outputs = match manifest.or(evaluation.manifest.as_ref()) {
+    let outputs = match evaluation.manifest.as_ref() {
         Some(m) => m.outputs.clone(),
-        None => external_records(project, stage, evaluation),
+        None => external_records(project, evaluation),
     };
     Some((
         stage.id.0.clone(),
@@ -579,11 +837,7 @@ fn record_lock(
     ))
 }
 
-fn external_records(
-    project: &Project,
-    stage: &StageConfig,
-    evaluation: &Evaluation,
-) -> BTreeMap<String, OutputRecord> {
+fn external_records(project: &Project, evaluation: &Evaluation) -> BTreeMap<String, OutputRecord> {
     let Some(resolved) = &evaluation.resolved else {
         return BTreeMap::new();
     };
@@ -591,7 +845,6 @@ fn external_records(
         .iter()
         .map(|(name, out)| {
             let size = std::fs::metadata(&out.path).map_or(0, |m| m.len());
-            let _ = stage;
             (
                 name.clone(),
                 OutputRecord {

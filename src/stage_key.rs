@@ -61,7 +61,21 @@ impl KeyHash {
 impl StageKey {
     /// The canonical encoding (see the module docs).
     pub fn canonical_json(&self) -> String {
-        let value = serde_json::to_value(self).unwrap_or(Value::Null);
+        // Built by hand rather than through `serde_json::to_value`, which cannot fail here but
+        // returns a `Result`: the fields and their names are those of the derived encoding.
+        let inputs: Vec<Value> = self
+            .inputs
+            .iter()
+            .map(|input| serde_json::json!({"name": input.name, "hash": input.hash.to_hex()}))
+            .collect();
+        let value = serde_json::json!({
+            "format": self.format,
+            "stage": self.stage,
+            "kind": self.kind,
+            "code_version": self.code_version,
+            "params": self.params,
+            "inputs": inputs,
+        });
         let mut out = String::new();
         write_canonical(&value, &mut out);
         out
@@ -128,6 +142,26 @@ mod tests {
         );
         // Pinned so that an accidental change to the encoding is noticed: it would
         // invalidate every cache entry.
-        assert_eq!(key.hash().short(), &key.hash().0[..12]);
+        assert_eq!(
+            key.hash().0,
+            blake3::hash(key.canonical_json().as_bytes())
+                .to_hex()
+                .as_str()
+        );
+        assert_eq!(key.hash().short(), "cb870bc9eb10");
+        // The hand-built encoding is the derived one, keys sorted.
+        let with_input = StageKey {
+            inputs: vec![KeyInput {
+                name: "a:b".into(),
+                hash: ContentHash::of(b"x"),
+            }],
+            ..key
+        };
+        let mut derived = String::new();
+        write_canonical(
+            &serde_json::to_value(&with_input).unwrap_or_else(|e| panic!("{e}")),
+            &mut derived,
+        );
+        assert_eq!(with_input.canonical_json(), derived);
     }
 }

@@ -90,6 +90,20 @@ pub enum StaleReason {
         /// The path, relative to the project.
         path: String,
     },
+    /// An object of the cached result is missing or does not match its hash.
+    CachedObjectDamaged {
+        /// The output it holds.
+        output: String,
+        /// Short hash of the object.
+        object: String,
+        /// `missing` or `corrupt`.
+        problem: String,
+    },
+    /// The cached result for the key does not have the outputs the stage declares.
+    CachedOutputsDiffer {
+        /// The manifest file.
+        path: String,
+    },
 }
 
 impl fmt::Display for StaleReason {
@@ -128,11 +142,23 @@ impl fmt::Display for StaleReason {
             R::ResultNotCached => write!(f, "result not in the cache (cache cleared?)"),
             R::OutputMissing { path } => write!(f, "output `{path}` is missing"),
             R::OutputModified { path } => write!(f, "output `{path}` was modified"),
+            R::CachedObjectDamaged {
+                output,
+                object,
+                problem,
+            } => write!(
+                f,
+                "cached object {object} of output `{output}` is {problem}"
+            ),
+            R::CachedOutputsDiffer { path } => {
+                write!(f, "cache entry `{path}` does not list the declared outputs")
+            }
         }
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests")]
 mod tests {
     use super::*;
 
@@ -181,10 +207,118 @@ mod tests {
                 "result not in the cache (cache cleared?)",
                 r#"{"reason":"result-not-cached"}"#,
             ),
+            (
+                StaleReason::Forced,
+                "forced (--force)",
+                r#"{"reason":"forced"}"#,
+            ),
+            (
+                StaleReason::ManifestUnreadable {
+                    path: "cache/manifests/ab.json".into(),
+                },
+                "cache entry `cache/manifests/ab.json` is unreadable",
+                r#"{"reason":"manifest-unreadable","path":"cache/manifests/ab.json"}"#,
+            ),
+            (
+                StaleReason::KindChanged {
+                    old: "pca".into(),
+                    new: "lsi".into(),
+                },
+                "kind changed: pca -> lsi",
+                r#"{"reason":"kind-changed","old":"pca","new":"lsi"}"#,
+            ),
+            (
+                StaleReason::CacheFormatChanged { old: 1, new: 2 },
+                "cache format changed: 1 -> 2",
+                r#"{"reason":"cache-format-changed","old":1,"new":2}"#,
+            ),
+            (
+                StaleReason::InputsChanged {
+                    old: vec!["a:x".into()],
+                    new: vec!["a:x".into(), "b:y".into()],
+                },
+                "inputs changed: [a:x] -> [a:x, b:y]",
+                r#"{"reason":"inputs-changed","old":["a:x"],"new":["a:x","b:y"]}"#,
+            ),
+            (
+                StaleReason::InputChanged {
+                    input: "ingest:features".into(),
+                    old: "aaaa".into(),
+                    new: "bbbb".into(),
+                },
+                "input `ingest:features` changed: aaaa -> bbbb",
+                r#"{"reason":"input-changed","input":"ingest:features","old":"aaaa","new":"bbbb"}"#,
+            ),
+            (
+                StaleReason::InputMissing {
+                    path: "data/x.csv".into(),
+                },
+                "input `data/x.csv` is missing",
+                r#"{"reason":"input-missing","path":"data/x.csv"}"#,
+            ),
+            (
+                StaleReason::UpstreamStale {
+                    stage: "pca".into(),
+                    root: "pca".into(),
+                },
+                "upstream `pca` is stale",
+                r#"{"reason":"upstream-stale","stage":"pca","root":"pca"}"#,
+            ),
+            (
+                StaleReason::OutputMissing {
+                    path: "outputs/pca/scores.parquet".into(),
+                },
+                "output `outputs/pca/scores.parquet` is missing",
+                r#"{"reason":"output-missing","path":"outputs/pca/scores.parquet"}"#,
+            ),
+            (
+                StaleReason::CachedObjectDamaged {
+                    output: "scores".into(),
+                    object: "e2ab01cd9f00".into(),
+                    problem: "corrupt".into(),
+                },
+                "cached object e2ab01cd9f00 of output `scores` is corrupt",
+                r#"{"reason":"cached-object-damaged","output":"scores","object":"e2ab01cd9f00","problem":"corrupt"}"#,
+            ),
+            (
+                StaleReason::CachedOutputsDiffer {
+                    path: "cache/manifests/ab.json".into(),
+                },
+                "cache entry `cache/manifests/ab.json` does not list the declared outputs",
+                r#"{"reason":"cached-outputs-differ","path":"cache/manifests/ab.json"}"#,
+            ),
         ];
+        // Every variant has a row: a new variant fails to compile here until it gets one.
+        let covered: std::collections::BTreeSet<usize> =
+            cases.iter().map(|(reason, _, _)| variant(reason)).collect();
+        assert_eq!(covered.len(), VARIANTS, "a variant has no pinned row");
         for (reason, human, json) in cases {
             assert_eq!(reason.to_string(), human);
-            assert_eq!(serde_json::to_string(&reason).unwrap_or_default(), json);
+            assert_eq!(serde_json::to_string(&reason).unwrap(), json);
+        }
+    }
+
+    const VARIANTS: usize = 16;
+
+    fn variant(reason: &StaleReason) -> usize {
+        use StaleReason as R;
+        match reason {
+            R::NeverRun => 0,
+            R::Forced => 1,
+            R::ManifestUnreadable { .. } => 2,
+            R::KindChanged { .. } => 3,
+            R::CodeVersionChanged { .. } => 4,
+            R::CacheFormatChanged { .. } => 5,
+            R::ParamChanged { .. } => 6,
+            R::InputsChanged { .. } => 7,
+            R::InputChanged { .. } => 8,
+            R::InputMissing { .. } => 9,
+            R::UpstreamStale { .. } => 10,
+            R::ResultNotCached => 11,
+            R::OutputMissing { .. } => 12,
+            R::OutputModified { .. } => 13,
+            R::CachedObjectDamaged { .. } => 14,
+            R::CachedOutputsDiffer { .. } => 15,
         }
     }
 }

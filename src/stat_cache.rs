@@ -1,8 +1,13 @@
-//! Remembers the hashes of files by their (size, mtime, inode), so an untouched file is never
-//! hashed twice.
+//! Remembers the hashes of files by their (size, mtime, ctime, inode), so an untouched file is
+//! never hashed twice.
 //!
 //! Only a hint: a file whose stat differs is rehashed, and touching a file without changing
-//! its bytes gives the same hash, so nothing reruns. Stat data never enters a cache key.
+//! its bytes gives the same hash, so nothing reruns. Stat data never enters a cache key. The
+//! ctime is what makes the hint safe: a user can put a file's mtime back after editing it
+//! (`touch -d`, `cp -p`, an editor that preserves it), but not its ctime, which every write,
+//! rename or permission change moves on. Cache objects are verified the same way: an object
+//! whose stat record matches was hashed when the record was made, so an untouched object costs
+//! one `stat`, not a rehash.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,6 +26,8 @@ pub struct FileStat {
     pub size: u64,
     /// Modification time in nanoseconds since the epoch.
     pub mtime_ns: i128,
+    /// Status-change time in nanoseconds since the epoch (0 where the platform has none).
+    pub ctime_ns: i128,
     /// Inode number (0 where the platform has none).
     pub inode: u64,
 }
@@ -38,12 +45,19 @@ impl FileStat {
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_nanos() as i128);
         #[cfg(unix)]
-        let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+        let (inode, ctime_ns) = {
+            use std::os::unix::fs::MetadataExt;
+            (
+                meta.ino(),
+                i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
+            )
+        };
         #[cfg(not(unix))]
-        let inode = 0;
+        let (inode, ctime_ns) = (0, 0);
         Some(Self {
             size: meta.len(),
             mtime_ns,
+            ctime_ns,
             inode,
         })
     }

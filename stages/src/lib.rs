@@ -21,6 +21,7 @@ pub mod kind;
 pub mod kinds;
 pub mod math;
 pub mod nn;
+pub mod provenance;
 
 pub use error::{Error, Result};
 pub use kinds::catalog;

@@ -26,7 +26,7 @@ impl StageResults {
     /// The stage kind, from provenance.
     pub fn kind(&self) -> &str {
         self.provenance
-            .get("pipeline.kind")
+            .get(crate::provenance::KIND)
             .map_or("", String::as_str)
     }
 
@@ -71,7 +71,7 @@ fn parquet_provenance(path: &Path) -> Option<BTreeMap<String, String>> {
         .clone();
     Some(
         kv.into_iter()
-            .filter(|e| e.key.starts_with("pipeline."))
+            .filter(|e| e.key.starts_with(crate::provenance::PREFIX))
             .map(|e| (e.key, e.value.unwrap_or_default()))
             .collect(),
     )

@@ -45,10 +45,10 @@ impl Stage for Evaluate {
             };
             let mut entry = Map::new();
             entry.insert("kind".into(), Value::String(results.kind().to_owned()));
-            if let Some(key) = results.provenance.get("pipeline.key") {
+            if let Some(key) = results.provenance.get(crate::provenance::KEY) {
                 entry.insert("key".into(), Value::String(key.clone()));
             }
-            if let Some(params) = results.provenance.get("pipeline.params") {
+            if let Some(params) = results.provenance.get(crate::provenance::PARAMS) {
                 entry.insert(
                     "params".into(),
                     serde_json::from_str(params).unwrap_or(Value::Null),

@@ -105,11 +105,11 @@ impl Page {
         self.toc.push((id.to_owned(), title.to_owned()));
         let key = results
             .provenance
-            .get("pipeline.key")
+            .get(crate::provenance::KEY)
             .map_or("", String::as_str);
         let params = results
             .provenance
-            .get("pipeline.params")
+            .get(crate::provenance::PARAMS)
             .map_or("{}", String::as_str);
         let _ = write!(
             self.body,
