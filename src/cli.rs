@@ -80,10 +80,19 @@ impl RemoteArgs {
         };
         let env_push = std::env::var("PIPELINE_PUSH")
             .is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "yes"));
+        let signer = match std::env::var("PIPELINE_SIGNING_KEY") {
+            Ok(text) if !text.is_empty() => Some(crate::signing::SigningIdentity::parse(&text)?),
+            _ => None,
+        };
+        let trust = crate::remote::Trust {
+            trusted: config.trusted_keys.clone(),
+            signer,
+        };
         let remote = Remote::open(
             &url,
             self.push || env_push || config.push,
             self.require_remote,
+            trust,
         )?;
         Ok(Some(remote))
     }
@@ -149,6 +158,32 @@ pub enum Command {
     },
     /// Validate the pipeline file and exit.
     Check,
+    /// Print a new key pair for signing pushed results (`[cache] trusted_keys`,
+    /// `PIPELINE_SIGNING_KEY`).
+    Keygen,
+    /// Hash every cache object and manifest; report corrupt, missing, orphaned and
+    /// quarantined entries.
+    Verify {
+        /// Drop what cannot be trusted, so the next run recomputes it.
+        #[arg(long)]
+        repair: bool,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove cache entries that no lock file references (this project's `pipeline.lock`,
+    /// and any given with --keep-lock).
+    Gc {
+        /// Print what would be removed, and remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also keep everything another lock file references (repeatable).
+        #[arg(long, value_name = "FILE")]
+        keep_lock: Vec<PathBuf>,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the evaluate stage's metrics, or their differences from another run's.
     Metrics {
         /// Another run's `metrics.json` to compare with.
@@ -193,6 +228,27 @@ pub fn execute(cli: Cli) -> anyhow::Result<Exit> {
                 }
                 None => print_out(&crate::metrics_view::render(&this)),
             }
+        }
+        Command::Verify { repair, json } => {
+            let config = load(&cli.config, &registry)?;
+            verify(config, repair, json)
+        }
+        Command::Gc {
+            dry_run,
+            keep_lock,
+            json,
+        } => {
+            let config = load(&cli.config, &registry)?;
+            gc(config, dry_run, &keep_lock, json)
+        }
+        Command::Keygen => {
+            let identity = crate::signing::SigningIdentity::generate()
+                .map_err(|e| anyhow::anyhow!("cannot draw a random key: {e}"))?;
+            print_out(&format!(
+                "public key (add it to [cache] trusted_keys): {}\nsecret key (set it as PIPELINE_SIGNING_KEY on machines that push): {}\n",
+                identity.public(),
+                identity.secret_text()
+            ))
         }
         Command::Check => {
             let config = load(&cli.config, &registry)?;
@@ -260,6 +316,53 @@ fn lock_project(config: Config) -> anyhow::Result<(RunLock, Project)> {
     let project = Project::open(config);
     publish::clean_leftovers(&project.cache, &project.config.outputs_dir);
     Ok((lock, project))
+}
+
+fn verify(config: Config, repair: bool, json: bool) -> anyhow::Result<Exit> {
+    // Checking reads only; repairing writes into the cache, so it waits for any run.
+    let (_lock, project) = if repair {
+        let (lock, project) = lock_project(config)?;
+        (Some(lock), project)
+    } else {
+        (None, Project::open(config))
+    };
+    let relative = |p: &std::path::Path| project.config.relative(p);
+    let report = crate::verify::verify(&project.cache, repair, &relative)?;
+    if json {
+        print_out(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
+    } else {
+        print_out(&report.render())?;
+    }
+    Ok(if report.has_problems() && !report.repaired {
+        Exit::StageFailed
+    } else {
+        Exit::Success
+    })
+}
+
+fn gc(config: Config, dry_run: bool, keep_locks: &[PathBuf], json: bool) -> anyhow::Result<Exit> {
+    let (_lock, project) = lock_project(config)?;
+    let own = project.config.relative(&project.lockfile_path);
+    let mut locks = Vec::new();
+    if project.lockfile_path.exists() {
+        locks.push((
+            own,
+            crate::lockfile::Lockfile::read_strict(&project.lockfile_path)
+                .map_err(anyhow::Error::msg)?,
+        ));
+    } else {
+        tracing::warn!("{own} does not exist: nothing of this project is kept");
+    }
+    for path in keep_locks {
+        let lock = crate::lockfile::Lockfile::read_strict(path).map_err(anyhow::Error::msg)?;
+        locks.push((path.display().to_string(), lock));
+    }
+    let report = crate::gc::collect(&project.cache, &locks, dry_run)?;
+    if json {
+        print_out(&format!("{}\n", serde_json::to_string_pretty(&report)?))
+    } else {
+        print_out(&report.render())
+    }
 }
 
 fn push(config: Config, targets: &[usize], remote: &Remote) -> anyhow::Result<Exit> {

@@ -118,6 +118,8 @@ pub struct Config {
     pub remote: Option<String>,
     /// `[cache] push`: upload results computed here.
     pub push: bool,
+    /// `[cache] trusted_keys`: whose signed results the remote may serve.
+    pub trusted_keys: Vec<crate::signing::TrustedKey>,
     /// Stages in declaration order.
     pub stages: Vec<StageConfig>,
     /// The stage graph.
@@ -168,15 +170,57 @@ impl Config {
 
         let (cache_dir, outputs_dir) = match &raw.cache {
             Some(cache) => (
-                cache.get_ref().dir.as_ref().map(|d| root.join(d.get_ref())),
+                cache
+                    .get_ref()
+                    .dir
+                    .as_ref()
+                    .map(|d| under_root(&root, d.get_ref())),
                 cache
                     .get_ref()
                     .outputs
                     .as_ref()
-                    .map(|d| root.join(d.get_ref())),
+                    .map(|d| under_root(&root, d.get_ref())),
             ),
             None => (None, None),
         };
+        let mut trusted_keys = Vec::new();
+        for text in raw
+            .cache
+            .iter()
+            .flat_map(|c| c.get_ref().trusted_keys.iter().flatten())
+        {
+            match crate::signing::TrustedKey::parse(text.get_ref()) {
+                Ok(key) => trusted_keys.push(key),
+                Err(err) => errors.push(
+                    Some(Span::new(text.span())),
+                    ConfigErrorKind::InvalidCache {
+                        message: err.to_string(),
+                    },
+                ),
+            }
+        }
+        for (name, dir) in [("dir", &cache_dir), ("outputs", &outputs_dir)] {
+            let span = raw.cache.as_ref().and_then(|c| {
+                let c = c.get_ref();
+                if name == "dir" {
+                    c.dir.as_ref()
+                } else {
+                    c.outputs.as_ref()
+                }
+                .map(toml::Spanned::span)
+            });
+            if let Some(dir) = dir.as_ref().filter(|d| d.exists() && !d.is_dir()) {
+                errors.push(
+                    span.map(Span::new),
+                    ConfigErrorKind::InvalidCache {
+                        message: format!(
+                            "{name}: `{}` exists and is not a folder",
+                            dir.strip_prefix(&root).unwrap_or(dir).display()
+                        ),
+                    },
+                );
+            }
+        }
         let (remote, push) = match &raw.cache {
             Some(cache) => {
                 let cache = cache.get_ref();
@@ -298,10 +342,11 @@ impl Config {
         }
         Ok(Config {
             file: file.to_owned(),
-            cache_dir: cache_dir.unwrap_or_else(|| root.join("cache")),
-            outputs_dir: outputs_dir.unwrap_or_else(|| root.join("outputs")),
+            cache_dir: cache_dir.unwrap_or_else(|| under_root(&root, "cache")),
+            outputs_dir: outputs_dir.unwrap_or_else(|| under_root(&root, "outputs")),
             remote,
             push,
+            trusted_keys,
             root,
             stages: parsed,
             dag,
@@ -324,6 +369,36 @@ impl Config {
             .unwrap_or(path)
             .display()
             .to_string()
+    }
+}
+
+/// Why `path` cannot be read as an input file, if it cannot.
+fn not_a_file(stage: &str, path: &Path, shown: &str) -> Option<ConfigErrorKind> {
+    let what = match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => return None,
+        Ok(meta) if meta.is_dir() => "a folder",
+        Ok(_) => "a special file",
+        Err(_) => {
+            return Some(ConfigErrorKind::MissingFile {
+                stage: stage.to_owned(),
+                path: shown.to_owned(),
+            })
+        }
+    };
+    Some(ConfigErrorKind::NotAFile {
+        stage: stage.to_owned(),
+        path: shown.to_owned(),
+        what: what.to_owned(),
+    })
+}
+
+/// `rel` under the project root, without a leading `./` when the root is the current folder,
+/// so paths in messages read `outputs/pca/scores.parquet`.
+fn under_root(root: &Path, rel: &str) -> PathBuf {
+    if root == Path::new(".") {
+        PathBuf::from(rel)
+    } else {
+        root.join(rel)
     }
 }
 
@@ -465,18 +540,13 @@ fn parse_stage(
     };
     if let Some(external) = &external_outputs {
         for (_, path) in external {
-            if !path.is_file() {
-                errors.push(
-                    Some(Span::new(header.clone())),
-                    ConfigErrorKind::MissingFile {
-                        stage: stage.to_owned(),
-                        path: path
-                            .strip_prefix(root)
-                            .unwrap_or(path)
-                            .display()
-                            .to_string(),
-                    },
-                );
+            let shown = path
+                .strip_prefix(root)
+                .unwrap_or(path)
+                .display()
+                .to_string();
+            if let Some(kind) = not_a_file(stage, path, &shown) {
+                errors.push(Some(Span::new(header.clone())), kind);
             }
         }
     }
@@ -585,11 +655,8 @@ fn resolve_input(
         }]);
     }
     let path = root.join(text);
-    if !path.is_file() {
-        return Err(ConfigErrorKind::MissingFile {
-            stage: stage.to_owned(),
-            path: text.to_owned(),
-        });
+    if let Some(kind) = not_a_file(stage, &path, text) {
+        return Err(kind);
     }
     Ok(vec![InputRef::File {
         display: text.to_owned(),

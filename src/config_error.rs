@@ -122,6 +122,15 @@ pub enum ConfigErrorKind {
         /// The path as written (relative to `pipeline.toml`).
         path: String,
     },
+    /// An input path names a folder or something else that is not a regular file.
+    NotAFile {
+        /// The stage.
+        stage: String,
+        /// The path as written (relative to `pipeline.toml`).
+        path: String,
+        /// What it is (`a folder`).
+        what: String,
+    },
     /// A key in `[cache]` is not understood.
     InvalidCache {
         /// What is wrong.
@@ -201,6 +210,9 @@ impl fmt::Display for ConfigErrorKind {
             K::Cycle { path } => write!(f, "dependency cycle: {}", path.join(" -> ")),
             K::MissingFile { stage, path } => {
                 write!(f, "stage `{stage}`: input file `{path}` does not exist")
+            }
+            K::NotAFile { stage, path, what } => {
+                write!(f, "stage `{stage}`: input `{path}` is {what}, not a file")
             }
             K::InvalidCache { message } => write!(f, "[cache]: {message}"),
         }

@@ -43,6 +43,15 @@ impl Lockfile {
         }
     }
 
+    /// Reads a lock file that must be there and readable (`gc --keep-lock`): keeping nothing
+    /// because a file could not be read would remove what it protects.
+    pub fn read_strict(path: &Path) -> Result<Self, String> {
+        let bytes =
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| format!("{} is not a pipeline.lock: {e}", path.display()))
+    }
+
     /// Writes the lock file atomically.
     pub fn save(&self, path: &Path) -> Result<(), PublishError> {
         let mut text = serde_json::to_string_pretty(&Lockfile {

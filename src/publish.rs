@@ -20,7 +20,7 @@ use crate::stage_key::KeyHash;
 use crate::stat_cache::{FileStat, StatCache};
 
 /// Marks temporary files in output folders, so leftovers of a killed run can be removed.
-const TMP_MARKER: &str = ".pipeline-tmp-";
+pub(crate) const TMP_MARKER: &str = ".pipeline-tmp-";
 
 /// A failure while committing or publishing.
 #[derive(Debug, thiserror::Error)]
@@ -180,6 +180,27 @@ pub fn commit_outputs(
         );
     }
     Ok(records)
+}
+
+/// Moves any file of the object store aside into `cache/quarantine/` (one whose name is not
+/// a hash at all, found by `pipeline verify`).
+pub fn quarantine_file(cache: &Cache, path: &Path) -> Result<(), PublishError> {
+    let dir = cache.quarantine_dir();
+    fs::create_dir_all(&dir).map_err(io_err("create folder", &dir))?;
+    let name = path.file_name().map_or_else(
+        || "unnamed".to_owned(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let target = dir.join(format!("{name}.{}", std::process::id()));
+    fs::rename(path, &target).map_err(io_err("quarantine", path))
+}
+
+/// Removes one file of the cache (`gc`, `verify --repair`); an already absent one is fine.
+pub fn remove_file(path: &Path) -> Result<(), PublishError> {
+    match fs::remove_file(path) {
+        Err(err) if err.kind() != io::ErrorKind::NotFound => Err(io_err("remove", path)(err)),
+        _ => Ok(()),
+    }
 }
 
 /// Moves the object `hash` aside into `cache/quarantine/`, where it is never read again (it

@@ -38,6 +38,8 @@ pub struct RawCache {
     pub remote: Option<Spanned<String>>,
     /// Upload results computed here to the remote cache (default false: read-only).
     pub push: Option<bool>,
+    /// Accept from the remote only results signed by one of these keys (`ed25519:HEX`).
+    pub trusted_keys: Option<Vec<Spanned<String>>>,
 }
 
 impl RawConfig {

@@ -8,6 +8,12 @@
 //! against its blake3 hash before `publish.rs` adopts it into the local cache; one that does
 //! not match is discarded. Network failures are returned to the runner, which degrades to
 //! computing locally (unless `--require-remote`).
+//!
+//! Who can write the bucket can choose the results every puller publishes. With `[cache]
+//! trusted_keys`, a result counts only if `signatures/KEY/SIGNER.sig` holds a valid signature
+//! by a listed key (`signing.rs`); pushers sign with `PIPELINE_SIGNING_KEY`. Whatever the
+//! trust, a manifest's file names never become paths (the stage's declared outputs do), and
+//! every byte is checked against its blake3 hash.
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -28,6 +34,7 @@ use crate::cache::{Cache, ObjectState};
 use crate::content_hash::ContentHash;
 use crate::manifest::Manifest;
 use crate::publish::{self, PublishError};
+use crate::signing::{SigningIdentity, TrustedKey};
 use crate::stage_key::KeyHash;
 use crate::stat_cache::StatCache;
 
@@ -91,7 +98,17 @@ pub struct Remote {
     pub push: bool,
     /// Fail instead of degrading to local computation.
     pub require: bool,
+    trust: Trust,
     transfers: Mutex<Transfers>,
+}
+
+/// Whose results a remote is trusted with, and who this machine is (see `signing.rs`).
+#[derive(Default)]
+pub struct Trust {
+    /// Accept only results signed by one of these; empty: accept every result.
+    pub trusted: Vec<TrustedKey>,
+    /// Sign what this machine pushes.
+    pub signer: Option<SigningIdentity>,
 }
 
 impl fmt::Debug for Remote {
@@ -114,7 +131,7 @@ pub fn check_url(url: &str) -> Result<(), String> {
 impl Remote {
     /// Opens the store at `url`: `s3://bucket/prefix` (credentials, region and a custom
     /// endpoint from the usual `AWS_*` environment), `file:///path` or `memory://` (tests).
-    pub fn open(url: &str, push: bool, require: bool) -> Result<Self, RemoteError> {
+    pub fn open(url: &str, push: bool, require: bool, trust: Trust) -> Result<Self, RemoteError> {
         let bad = |message: String| RemoteError::Url {
             url: url.to_owned(),
             message,
@@ -171,6 +188,7 @@ impl Remote {
             url: url.to_owned(),
             push,
             require,
+            trust,
             transfers: Mutex::new(Transfers::default()),
         })
     }
@@ -195,6 +213,29 @@ impl Remote {
 
     fn manifest_path(&self, key: &KeyHash) -> StorePath {
         self.path(&format!("manifests/{}.json", key.0))
+    }
+
+    fn signature_path(&self, key: &KeyHash, signer: &TrustedKey) -> StorePath {
+        self.path(&format!("signatures/{}/{}.sig", key.0, signer.id()))
+    }
+
+    /// Whether a trusted key signed `manifest` (always, when no keys are listed).
+    fn is_trusted(&self, manifest: &Manifest) -> Result<bool, RemoteError> {
+        if self.trust.trusted.is_empty() {
+            return Ok(true);
+        }
+        for key in &self.trust.trusted {
+            if let Some(signature) = self.get(&self.signature_path(&manifest.key, key))? {
+                if key.verifies(manifest, &signature) {
+                    return Ok(true);
+                }
+                tracing::warn!(
+                    "remote signature by {key} of {} does not verify",
+                    manifest.key.short()
+                );
+            }
+        }
+        Ok(false)
     }
 
     fn object_path(&self, hash: &ContentHash) -> StorePath {
@@ -285,6 +326,14 @@ impl Remote {
                 message: "its outputs are not the ones the stage declares".into(),
             });
         }
+        if !self.is_trusted(&manifest)? {
+            tracing::warn!(
+                "{}: the remote result {} is not signed by a trusted key; ignored (computing locally)",
+                manifest.components.stage,
+                manifest.key.short()
+            );
+            return Ok(None);
+        }
         for record in manifest.outputs.values() {
             if cache.check_object(&record.object, stat_cache) == ObjectState::Sound {
                 continue;
@@ -361,6 +410,12 @@ impl Remote {
             path: self.manifest_path(&manifest.key).to_string(),
             message: format!("cannot encode the manifest: {e}"),
         })?;
+        if let Some(signer) = &self.trust.signer {
+            // Before the manifest, so whoever sees the manifest can see its signature.
+            let signature = signer.sign(manifest).into_bytes();
+            let path = self.signature_path(&manifest.key, &signer.public());
+            self.put_if_absent(&path, signature)?;
+        }
         let len = bytes.len() as u64;
         if self.put_if_absent(&self.manifest_path(&manifest.key), bytes)? {
             if let Ok(mut t) = self.transfers.lock() {

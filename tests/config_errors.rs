@@ -111,3 +111,32 @@ fn the_error_shows_the_line_with_a_caret() {
     let (_, err) = check("[stages.source]\nkind = \"synthetic_fma\"\ntrack = 50\n");
     assert!(err.contains("3 | track = 50\n  | ^^^^^"), "{err}");
 }
+
+#[test]
+fn a_folder_given_as_a_file_and_a_file_given_as_a_folder_are_named() {
+    let config = format!(
+        "{SOURCE}[stages.ingest]\nkind = \"ingest\"\ninputs = [\"data\", \"source:tracks\", \"source:genres\"]\n"
+    );
+    let p = Project::new(&config);
+    std::fs::create_dir(p.file("data")).unwrap();
+    let out = p.pipeline(&["check"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).starts_with(
+            "error: stage `ingest`: input `data` is a folder, not a file\n --> pipeline.toml:6:10\n"
+        ),
+        "{}",
+        stderr(&out)
+    );
+
+    let p = Project::new(&format!("[cache]\ndir = \"pipeline.toml\"\n{SOURCE}"));
+    let out = p.pipeline(&["check"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).starts_with(
+            "error: [cache]: dir: `pipeline.toml` exists and is not a folder\n --> pipeline.toml:2:7\n"
+        ),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -10,6 +10,7 @@ mod support;
 mod cli;
 mod config_errors;
 mod engine;
+mod integrity;
 mod interop;
 mod remote;
 mod report;

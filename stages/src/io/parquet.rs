@@ -215,11 +215,32 @@ pub fn read_matrix(path: &Path) -> Result<Matrix> {
             });
         offset += n;
     }
+    if let Some(((row, column), value)) = values.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        return Err(non_finite(
+            path,
+            &columns[column],
+            row,
+            track_ids[row],
+            *value,
+        ));
+    }
     Ok(Matrix {
         track_ids,
         columns,
         values,
     })
+}
+
+/// A NaN or infinity in a numeric table: nothing downstream can use it, so it is named where
+/// it is rather than surfacing later as a failed decomposition.
+fn non_finite(path: &Path, column: &str, row: usize, track_id: i64, value: f64) -> Error {
+    Error::BadFile {
+        path: path.to_owned(),
+        message: format!(
+            "column `{column}` holds {value} at row {} (track {track_id}); every value must be a finite number",
+            row + 1
+        ),
+    }
 }
 
 /// A numeric table held column by column: column `j` is
@@ -325,11 +346,28 @@ pub fn read_column_major(path: &Path, landing: Landing) -> Result<ColumnMajor> {
         .try_for_each(|(g, ((dest, group_means), indices))| {
             let decoded = decode(indices, &mut |c, offset, array| {
                 let name = &columns[g * per_group + c];
-                let out = &mut dest[c * rows + offset..c * rows + offset + array.len()];
+                let end = offset + array.len();
+                let out = dest
+                    .get_mut(c * rows + offset..c * rows + end)
+                    .filter(|_| end <= rows)
+                    .ok_or_else(|| Error::BadFile {
+                        path: path.to_owned(),
+                        message: format!("column `{name}` has more values than track ids"),
+                    })?;
                 copy_numeric(array, out).map_err(|message| Error::BadFile {
                     path: path.to_owned(),
                     message: format!("column `{name}` {message}"),
-                })
+                })?;
+                match out.iter().position(|v| !v.is_finite()) {
+                    Some(i) => Err(non_finite(
+                        path,
+                        name,
+                        offset + i,
+                        track_ids[offset + i],
+                        out[i],
+                    )),
+                    None => Ok(()),
+                }
             })?;
             if decoded != rows {
                 return Err(Error::BadFile {
@@ -497,7 +535,9 @@ pub fn write_table(
 ) -> Result<()> {
     let fields: Vec<Field> = columns
         .iter()
-        .map(|(name, array)| Field::new(*name, array.data_type().clone(), array.null_count() > 0))
+        // Nullable whatever this run's values: the schema of a kind's table must not depend
+        // on whether a null happened to occur.
+        .map(|(name, array)| Field::new(*name, array.data_type().clone(), true))
         .collect();
     let arrays = columns.into_iter().map(|(_, a)| a).collect();
     write_columns(

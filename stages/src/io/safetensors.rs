@@ -59,20 +59,18 @@ pub fn write(path: &Path, tensors: &[Tensor], metadata: &BTreeMap<String, String
     std::fs::write(path, out).map_err(Error::io("write", path))
 }
 
-/// A JSON array of non-negative integers (empty if it is not one).
-fn usizes(value: &Value) -> Vec<usize> {
+/// A JSON array of non-negative integers, or `None` if it is anything else.
+fn usizes(value: &Value) -> Option<Vec<usize>> {
     value
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_u64)
-                .map(|v| v as usize)
-                .collect()
-        })
-        .unwrap_or_default()
+        .as_array()?
+        .iter()
+        .map(|v| v.as_u64().and_then(|n| usize::try_from(n).ok()))
+        .collect()
 }
 
-/// Reads every f32 tensor of `path`, by name, and the metadata.
+/// Reads every f32 tensor of `path`, by name, and the metadata. Every header field is checked
+/// against the file before anything is allocated: a tensor's shape must multiply out (without
+/// overflow) to exactly the bytes its offsets give it, and those must lie in the file.
 pub fn read(path: &Path) -> Result<(BTreeMap<String, Tensor>, BTreeMap<String, String>)> {
     let bytes = std::fs::read(path).map_err(Error::io("read", path))?;
     let bad = |message: &str| Error::BadFile {
@@ -81,13 +79,16 @@ pub fn read(path: &Path) -> Result<(BTreeMap<String, Tensor>, BTreeMap<String, S
     };
     let len = bytes
         .get(..8)
-        .map(|b| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as usize)
-        .ok_or_else(|| bad("too short"))?;
-    let header: Map<String, Value> = bytes
-        .get(8..8 + len)
-        .and_then(|h| serde_json::from_slice(h).ok())
-        .ok_or_else(|| bad("unreadable header"))?;
-    let data = &bytes[8 + len..];
+        .map(|b| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
+        .ok_or_else(|| bad("shorter than its 8-byte header length"))?;
+    let header_end = usize::try_from(len)
+        .ok()
+        .and_then(|l| l.checked_add(8))
+        .filter(|&end| end <= bytes.len())
+        .ok_or_else(|| bad(&format!("its header length {len} exceeds the file")))?;
+    let header: Map<String, Value> = serde_json::from_slice(&bytes[8..header_end])
+        .map_err(|e| bad(&format!("its header is not a JSON object: {e}")))?;
+    let data = &bytes[header_end..];
     let mut tensors = BTreeMap::new();
     let mut metadata = BTreeMap::new();
     for (name, info) in header {
@@ -100,25 +101,46 @@ pub fn read(path: &Path) -> Result<(BTreeMap<String, Tensor>, BTreeMap<String, S
             }
             continue;
         }
+        let tensor_err = |what: String| bad(&format!("tensor `{name}`: {what}"));
         if info["dtype"] != "F32" {
-            return Err(bad(&format!("tensor `{name}` is not F32")));
+            return Err(tensor_err(format!(
+                "dtype {} (only F32 is read)",
+                info["dtype"]
+            )));
         }
-        let shape = usizes(&info["shape"]);
-        let range = usizes(&info["data_offsets"]);
-        let raw = range
-            .get(1)
-            .and_then(|&end| data.get(range[0]..end))
-            .ok_or_else(|| bad(&format!("tensor `{name}` lies outside the file")))?;
-        let values = raw
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
+        let shape = usizes(&info["shape"])
+            .ok_or_else(|| tensor_err(format!("shape {} is not a list of sizes", info["shape"])))?;
+        let range = usizes(&info["data_offsets"])
+            .filter(|r| r.len() == 2 && r[0] <= r[1] && r[1] <= data.len())
+            .ok_or_else(|| {
+                tensor_err(format!(
+                    "data_offsets {} do not lie within the {} bytes of data",
+                    info["data_offsets"],
+                    data.len()
+                ))
+            })?;
+        let values = shape
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .filter(|n| n.checked_mul(4) == Some(range[1] - range[0]))
+            .ok_or_else(|| {
+                tensor_err(format!(
+                    "shape {shape:?} does not match its {} bytes of data",
+                    range[1] - range[0]
+                ))
+            })?;
+        let raw = &data[range[0]..range[1]];
+        let mut out = Vec::with_capacity(values);
+        out.extend(
+            raw.chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+        );
         tensors.insert(
             name.clone(),
             Tensor {
                 name,
                 shape,
-                data: values,
+                data: out,
             },
         );
     }

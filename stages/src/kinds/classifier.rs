@@ -267,18 +267,49 @@ impl Stage for Classifier {
 /// The classifier on a frozen autoencoder's encoder (approach 2).
 pub struct EncodedClassifier;
 
-/// Loads the encoder layers saved by `autoencoder` (`encoder_0` ... with ReLU each).
-pub fn load_encoder(path: &Path) -> Result<Mlp> {
+/// Loads the encoder layers saved by `autoencoder` (`encoder_0` ... with ReLU each), checking
+/// that they chain: the first takes `input_width` features, each takes what the one before
+/// gives, every weight is `[out, in]` and every bias `[out]`.
+pub fn load_encoder(path: &Path, input_width: usize) -> Result<Mlp> {
     let (tensors, _) = crate::io::safetensors::read(path)?;
+    let bad = |message: String| Error::BadFile {
+        path: path.to_owned(),
+        message,
+    };
     let mut layers = Vec::new();
+    let mut width = input_width;
     for i in 0.. {
-        let (Some(w), Some(b)) = (
-            tensors.get(&format!("encoder_{i}.weight")),
-            tensors.get(&format!("encoder_{i}.bias")),
-        ) else {
+        let (weight_name, bias_name) = (format!("encoder_{i}.weight"), format!("encoder_{i}.bias"));
+        let (Some(w), Some(b)) = (tensors.get(&weight_name), tensors.get(&bias_name)) else {
+            if tensors.contains_key(&weight_name) || tensors.contains_key(&bias_name) {
+                return Err(bad(format!(
+                    "encoder layer {i} needs both `{weight_name}` and `{bias_name}`"
+                )));
+            }
             break;
         };
-        let (n_out, n_in) = (w.shape[0], w.shape[1]);
+        let [n_out, n_in] = w.shape[..] else {
+            return Err(bad(format!(
+                "`{weight_name}` has shape {:?}; expected [outputs, {width}]",
+                w.shape
+            )));
+        };
+        if n_in != width || n_out == 0 {
+            return Err(bad(format!(
+                "`{weight_name}` has shape [{n_out}, {n_in}]; expected [outputs, {width}] with at least one output ({})",
+                if i == 0 {
+                    "the features' width".to_owned()
+                } else {
+                    format!("the width of layer {}", i - 1)
+                }
+            )));
+        }
+        if b.shape != [n_out] {
+            return Err(bad(format!(
+                "`{bias_name}` has shape {:?}; expected [{n_out}]",
+                b.shape
+            )));
+        }
         let mut weights = vec![0.0f32; n_in * n_out];
         for o in 0..n_out {
             for j in 0..n_in {
@@ -293,13 +324,12 @@ pub fn load_encoder(path: &Path) -> Result<Mlp> {
             true,
             0.0,
         ));
+        width = n_out;
     }
     if layers.is_empty() {
-        return Err(Error::BadFile {
-            path: path.to_owned(),
-            message: "no `encoder_0.weight` tensor: not an encoder saved by the autoencoder stage"
-                .into(),
-        });
+        return Err(bad(
+            "no `encoder_0.weight` tensor: not an encoder saved by the autoencoder stage".into(),
+        ));
     }
     Ok(Mlp::from_layers(layers))
 }
@@ -319,16 +349,138 @@ impl Stage for EncodedClassifier {
 
     fn run(params: &Self::Params, io: &StageIo<'_>) -> Result<()> {
         let data = load(io.input(0, "features")?, io.input(1, "labels")?)?;
-        let encoder = load_encoder(io.input(2, "encoder")?)?;
-        if encoder.layers.first().map(|l| l.n_in) != Some(data.x_width) {
-            return Err(Error::BadParam {
-                param: "inputs",
-                message: format!(
-                    "the encoder takes {} features, the data has {}",
-                    encoder.layers[0].n_in, data.x_width
-                ),
-            });
-        }
+        let encoder = load_encoder(io.input(2, "encoder")?, data.x_width)?;
         fit_and_score(&params.0, io, &data, Some(encoder))
+    }
+}
+
+#[cfg(test)]
+mod encoder_files {
+    //! A bad encoder file is an error naming the tensor and what was expected, never a panic
+    //! or an allocation the file cannot back.
+
+    use super::*;
+
+    /// Writes a safetensors file whose header is `header` (tensor name -> info) over `data`.
+    fn raw(dir: &Path, header: serde_json::Value, data: &[u8]) -> std::path::PathBuf {
+        let path = dir.join("encoder.safetensors");
+        let mut text = header.to_string();
+        while (8 + text.len()) % 8 != 0 {
+            text.push(' ');
+        }
+        let mut bytes = (text.len() as u64).to_le_bytes().to_vec();
+        bytes.extend_from_slice(text.as_bytes());
+        bytes.extend_from_slice(data);
+        std::fs::write(&path, bytes).unwrap_or_else(|e| panic!("{e}"));
+        path
+    }
+
+    fn tensor(shape: serde_json::Value, begin: usize, end: usize) -> serde_json::Value {
+        serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [begin, end]})
+    }
+
+    fn error(header: serde_json::Value, data_len: usize) -> String {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = raw(dir.path(), header, &vec![0u8; data_len]);
+        match load_encoder(&path, 6) {
+            Ok(_) => panic!("a bad encoder was accepted"),
+            Err(err) => err
+                .to_string()
+                .replace(&format!("{}: ", path.display()), ""),
+        }
+    }
+
+    #[test]
+    fn every_bad_shape_is_named() {
+        let bias = |n: usize, at: usize| tensor(serde_json::json!([n]), at, at + 4 * n);
+        let cases = [
+            (
+                serde_json::json!({"encoder_0.weight": tensor(serde_json::json!([4]), 0, 16), "encoder_0.bias": bias(4, 16)}),
+                32,
+                "`encoder_0.weight` has shape [4]; expected [outputs, 6]",
+            ),
+            (
+                serde_json::json!({"encoder_0.weight": tensor(serde_json::json!([5, 6]), 0, 96), "encoder_0.bias": bias(4, 96)}),
+                112,
+                "not a safetensors file: tensor `encoder_0.weight`: shape [5, 6] does not match its 96 bytes of data",
+            ),
+            (
+                serde_json::json!({"encoder_0.weight": tensor(serde_json::json!([0, 6]), 0, 0), "encoder_0.bias": bias(0, 0)}),
+                0,
+                "`encoder_0.weight` has shape [0, 6]; expected [outputs, 6] with at least one output (the features' width)",
+            ),
+            (
+                serde_json::json!({"encoder_0.weight": {"dtype": "F32", "data_offsets": [0, 96]}, "encoder_0.bias": bias(4, 96)}),
+                112,
+                "not a safetensors file: tensor `encoder_0.weight`: shape null is not a list of sizes",
+            ),
+            (
+                serde_json::json!({"encoder_0.weight": tensor(serde_json::json!("4x6"), 0, 96), "encoder_0.bias": bias(4, 96)}),
+                112,
+                "not a safetensors file: tensor `encoder_0.weight`: shape \"4x6\" is not a list of sizes",
+            ),
+            (
+                serde_json::json!({
+                    "encoder_0.weight": tensor(serde_json::json!([4, 6]), 0, 96), "encoder_0.bias": bias(4, 96),
+                    "encoder_1.weight": tensor(serde_json::json!([2, 3]), 112, 136), "encoder_1.bias": bias(2, 136),
+                }),
+                144,
+                "`encoder_1.weight` has shape [2, 3]; expected [outputs, 4] with at least one output (the width of layer 0)",
+            ),
+            (
+                serde_json::json!({"encoder_0.weight": tensor(serde_json::json!([1_099_511_627_776_u64, 6]), 0, 96), "encoder_0.bias": bias(4, 96)}),
+                112,
+                "not a safetensors file: tensor `encoder_0.weight`: shape [1099511627776, 6] does not match its 96 bytes of data",
+            ),
+            (
+                serde_json::json!({"encoder_0.weight": tensor(serde_json::json!([4, 6]), 0, 96), "encoder_0.bias": tensor(serde_json::json!([3]), 96, 108)}),
+                112,
+                "`encoder_0.bias` has shape [3]; expected [4]",
+            ),
+            (
+                serde_json::json!({"encoder_0.weight": tensor(serde_json::json!([4, 6]), 0, 96)}),
+                96,
+                "encoder layer 0 needs both `encoder_0.weight` and `encoder_0.bias`",
+            ),
+            (
+                serde_json::json!({"encoder_0.weight": tensor(serde_json::json!([4, 6]), 0, 960), "encoder_0.bias": bias(4, 96)}),
+                112,
+                "not a safetensors file: tensor `encoder_0.weight`: data_offsets [0,960] do not lie within the 112 bytes of data",
+            ),
+        ];
+        for (header, data_len, expected) in cases {
+            assert_eq!(error(header, data_len), expected);
+        }
+    }
+
+    #[test]
+    fn a_header_length_beyond_the_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("encoder.safetensors");
+        let mut bytes = u64::MAX.to_le_bytes().to_vec();
+        bytes.extend_from_slice(b"{}");
+        std::fs::write(&path, bytes).unwrap_or_else(|e| panic!("{e}"));
+        let message = load_encoder(&path, 6).err().map(|e| e.to_string());
+        assert_eq!(
+            message,
+            Some(format!(
+                "{}: not a safetensors file: its header length {} exceeds the file",
+                path.display(),
+                u64::MAX
+            ))
+        );
+    }
+
+    #[test]
+    fn a_chained_encoder_loads() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let header = serde_json::json!({
+            "encoder_0.weight": tensor(serde_json::json!([4, 6]), 0, 96),
+            "encoder_0.bias": tensor(serde_json::json!([4]), 96, 112),
+        });
+        let path = raw(dir.path(), header, &[0u8; 112]);
+        let mlp = load_encoder(&path, 6).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(mlp.layers.len(), 1);
+        assert_eq!((mlp.layers[0].n_in, mlp.layers[0].n_out), (6, 4));
     }
 }

@@ -541,4 +541,138 @@ mod input_errors {
             &["tracks.csv:2:", "expected `comments`, found `comment`"],
         );
     }
+
+    /// Rewrites the first data record of tracks.csv with `column` set to `value`, and returns
+    /// the line that record starts on.
+    fn set_track_cell(files: &Files, column: &str, value: &str) -> u64 {
+        let path = files.path("tracks.csv");
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_path(&path)
+            .expect("open tracks.csv");
+        let mut records: Vec<csv::StringRecord> =
+            reader.records().map(|r| r.expect("record")).collect();
+        let line = records[3].position().expect("position").line();
+        let index = crate::io::fma::format::TRACK_COLUMNS
+            .iter()
+            .position(|(level, field, _)| format!("{level}.{field}") == column)
+            .expect("known column")
+            + 1;
+        let mut fields: Vec<String> = records[3].iter().map(str::to_owned).collect();
+        fields[index] = value.to_owned();
+        records[3] = csv::StringRecord::from(fields);
+        let mut writer = csv::Writer::from_path(&path).expect("create");
+        for record in &records {
+            writer.write_record(record).expect("write");
+        }
+        writer.flush().expect("flush");
+        line
+    }
+
+    fn whole_error(files: &Files) -> String {
+        files.ingest().expect_err("bad input must be rejected")
+    }
+
+    #[test]
+    fn an_integer_too_large_for_int64_is_rejected_not_saturated() {
+        let files = Files::new();
+        let line = set_track_cell(&files, "track.listens", "1e30");
+        assert_eq!(
+            whole_error(&files),
+            format!(
+                "{}:{line}: column `track.listens`: \"1e30\" is out of range for an integer",
+                files.path("tracks.csv").display()
+            )
+        );
+    }
+
+    #[test]
+    fn a_non_finite_float_is_rejected() {
+        for text in ["NaN", "inf", "-infinity"] {
+            let files = Files::new();
+            let line = set_track_cell(&files, "artist.latitude", text);
+            assert_eq!(
+                whole_error(&files),
+                format!(
+                    "{}:{line}: column `artist.latitude`: cannot parse {text:?} as a finite number",
+                    files.path("tracks.csv").display()
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn an_unclosed_quote_is_named_with_the_line_it_opened_on() {
+        let files = Files::new();
+        let lines = std::fs::read_to_string(files.path("tracks.csv"))
+            .expect("read")
+            .lines()
+            .count();
+        files.edit("tracks.csv", |t| {
+            format!("{t}999999,\"a title that never ends,1,2\n3,4\n")
+        });
+        assert_eq!(
+            whole_error(&files),
+            format!(
+                "{}:{}: a quote opened on line {} is never closed",
+                files.path("tracks.csv").display(),
+                lines + 1,
+                lines + 1
+            )
+        );
+    }
+
+    fn edit_genre(files: &Files, id: &str, f: impl Fn(&mut Vec<String>)) {
+        files.edit("genres.csv", |t| {
+            t.lines()
+                .map(|l| {
+                    let mut fields: Vec<String> = l.split(',').map(str::to_owned).collect();
+                    if fields[0] == id {
+                        f(&mut fields);
+                    }
+                    fields.join(",")
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+                + "\n"
+        });
+    }
+
+    #[test]
+    fn a_genre_id_that_does_not_fit_is_rejected_not_wrapped() {
+        let files = Files::new();
+        edit_genre(&files, "2", |g| g[0] = "4294967298".into());
+        assert_eq!(
+            whole_error(&files),
+            format!(
+                "{}:3: column `genre_id`: genre id 4294967298 is out of range (0 to 2147483647)",
+                files.path("genres.csv").display()
+            )
+        );
+    }
+
+    #[test]
+    fn a_broken_taxonomy_names_the_genres() {
+        let cases: [(&str, fn(&Files)); 3] = [
+            ("genre 2 is its own parent", |f| {
+                edit_genre(f, "2", |g| g[2] = "2".into())
+            }),
+            ("genres 1 -> 38 -> 1 form a parent cycle", |f| {
+                edit_genre(f, "38", |g| g[2] = "1".into())
+            }),
+            (
+                "genre 1 has top_level 2, but its top-level ancestor is 38",
+                |f| edit_genre(f, "1", |g| g[4] = "2".into()),
+            ),
+        ];
+        for (expected, edit) in cases {
+            let files = Files::new();
+            edit(&files);
+            assert_eq!(
+                whole_error(&files),
+                format!("{}: {expected}", files.path("genres.csv").display())
+            );
+        }
+    }
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::io::fma::format::{Genre, Taxonomy, GENRES_HEADER};
-use crate::io::fma::text::{bad, csv_error, read_text};
+use crate::io::fma::text::{bad, csv_error, read_text, unclosed_quote};
 
 /// Reads and checks `genres.csv`.
 pub fn read_genres(path: &Path) -> Result<Taxonomy> {
@@ -38,6 +38,14 @@ pub fn read_genres(path: &Path) -> Result<Taxonomy> {
             continue;
         }
         if record.len() != GENRES_HEADER.len() {
+            if let Some(opened) = unclosed_quote(&bytes, &record) {
+                return Err(bad(
+                    path,
+                    opened,
+                    None,
+                    format!("a quote opened on line {opened} is never closed"),
+                ));
+            }
             return Err(bad(
                 path,
                 line,
@@ -59,12 +67,26 @@ pub fn read_genres(path: &Path) -> Result<Taxonomy> {
                 )
             })
         };
+        let id32 = |i: usize| -> Result<i32> {
+            let value = int(i)?;
+            i32::try_from(value)
+                .ok()
+                .filter(|v| *v >= 0)
+                .ok_or_else(|| {
+                    bad(
+                        path,
+                        line,
+                        Some(GENRES_HEADER[i]),
+                        format!("genre id {value} is out of range (0 to {})", i32::MAX),
+                    )
+                })
+        };
         let genre = Genre {
-            id: int(0)? as i32,
+            id: id32(0)?,
             tracks: int(1)?,
-            parent: int(2)? as i32,
+            parent: id32(2)?,
             title: record[3].to_owned(),
-            top_level: int(4)? as i32,
+            top_level: id32(4)?,
         };
         if !seen.insert(genre.id) {
             return Err(bad(
@@ -88,6 +110,7 @@ pub fn read_genres(path: &Path) -> Result<Taxonomy> {
             });
         }
     }
+    check_tree(path, &genres)?;
     if genres.is_empty() {
         return Err(Error::BadFile {
             path: path.to_owned(),
@@ -95,4 +118,47 @@ pub fn read_genres(path: &Path) -> Result<Taxonomy> {
         });
     }
     Ok(Taxonomy::new(genres))
+}
+
+/// Every genre's parent chain must end at a top-level genre (parent 0) without a cycle, and
+/// its `top_level` must be that genre.
+fn check_tree(path: &Path, genres: &[Genre]) -> Result<()> {
+    let parent_of: std::collections::HashMap<i32, &Genre> =
+        genres.iter().map(|g| (g.id, g)).collect();
+    let bad_file = |message: String| Error::BadFile {
+        path: path.to_owned(),
+        message,
+    };
+    for genre in genres {
+        if genre.parent == genre.id {
+            return Err(bad_file(format!("genre {} is its own parent", genre.id)));
+        }
+        let mut chain = vec![genre.id];
+        let mut current = genre;
+        while current.parent != 0 {
+            let Some(parent) = parent_of.get(&current.parent) else {
+                break; // reported by the caller's parent check
+            };
+            if let Some(start) = chain.iter().position(|id| *id == parent.id) {
+                let cycle: Vec<String> = chain[start..]
+                    .iter()
+                    .chain(std::iter::once(&parent.id))
+                    .map(ToString::to_string)
+                    .collect();
+                return Err(bad_file(format!(
+                    "genres {} form a parent cycle",
+                    cycle.join(" -> ")
+                )));
+            }
+            chain.push(parent.id);
+            current = parent;
+        }
+        if current.parent == 0 && genre.top_level != current.id {
+            return Err(bad_file(format!(
+                "genre {} has top_level {}, but its top-level ancestor is {}",
+                genre.id, genre.top_level, current.id
+            )));
+        }
+    }
+    Ok(())
 }

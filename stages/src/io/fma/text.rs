@@ -40,3 +40,41 @@ pub(crate) fn file_name(path: &Path) -> String {
         |n| n.to_string_lossy().into_owned(),
     )
 }
+
+/// The line of a quote that opens in `record` (or after it) and is never closed before the end
+/// of the file: what a field-count mismatch really is when a quote runs away with the rest of
+/// the file.
+pub(crate) fn unclosed_quote(bytes: &[u8], record: &csv::StringRecord) -> Option<u64> {
+    #[derive(PartialEq)]
+    enum State {
+        FieldStart,
+        InField,
+        Quoted,
+        QuoteInQuoted,
+    }
+    let position = record.position()?;
+    let start = usize::try_from(position.byte()).ok()?;
+    let mut line = position.line();
+    let mut opened_on = line;
+    let mut state = State::FieldStart;
+    for &b in bytes.get(start..)? {
+        state = match (state, b) {
+            (State::FieldStart, b'"') => {
+                opened_on = line;
+                State::Quoted
+            }
+            (State::FieldStart | State::InField, b',' | b'\n') => State::FieldStart,
+            (State::FieldStart | State::InField, _) => State::InField,
+            (State::Quoted, b'"') => State::QuoteInQuoted,
+            (State::Quoted, _) => State::Quoted,
+            // `""` inside a quoted field is a quote character: still quoted.
+            (State::QuoteInQuoted, b'"') => State::Quoted,
+            (State::QuoteInQuoted, b',' | b'\n') => State::FieldStart,
+            (State::QuoteInQuoted, _) => State::InField,
+        };
+        if b == b'\n' {
+            line += 1;
+        }
+    }
+    (state == State::Quoted).then_some(opened_on)
+}

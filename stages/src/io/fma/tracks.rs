@@ -13,7 +13,7 @@ use arrow_array::{ArrayRef, Int64Array};
 
 use crate::error::Result;
 use crate::io::fma::format::{parse_genre_list, Taxonomy, TrackColumnType, TRACK_COLUMNS};
-use crate::io::fma::text::{bad, csv_error, read_text};
+use crate::io::fma::text::{bad, csv_error, read_text, unclosed_quote};
 
 /// `tracks.csv`, typed.
 pub struct Tracks {
@@ -34,6 +34,9 @@ enum ColumnBuilder {
     List(ListBuilder<Int32Builder>),
     Text(StringBuilder),
 }
+
+/// The largest integer a float64 holds exactly (2^53).
+const EXACT_FLOAT_INTEGER: f64 = 9_007_199_254_740_992.0;
 
 /// Reads and checks `tracks.csv`.
 pub fn read_tracks(path: &Path, taxonomy: &Taxonomy) -> Result<Tracks> {
@@ -78,6 +81,14 @@ pub fn read_tracks(path: &Path, taxonomy: &Taxonomy) -> Result<Tracks> {
             continue;
         }
         if record.len() != expected_fields {
+            if let Some(opened) = unclosed_quote(&bytes, &record) {
+                return Err(bad(
+                    path,
+                    opened,
+                    None,
+                    format!("a quote opened on line {opened} is never closed"),
+                ));
+            }
             return Err(bad(
                 path,
                 line,
@@ -116,20 +127,21 @@ pub fn read_tracks(path: &Path, taxonomy: &Taxonomy) -> Result<Tracks> {
                     if cell.is_empty() {
                         b.append_null();
                     } else {
-                        // pandas writes integer columns with missing values as floats (`3.0`).
+                        // pandas writes integer columns with missing values as floats (`3.0`);
+                        // such a float is an integer only while it is exact (below 2^53).
                         let value = cell.parse::<i64>().ok().or_else(|| {
                             cell.parse::<f64>()
                                 .ok()
-                                .filter(|v| v.fract() == 0.0 && v.is_finite())
+                                .filter(|v| v.fract() == 0.0 && v.abs() <= EXACT_FLOAT_INTEGER)
                                 .map(|v| v as i64)
                         });
                         b.append_value(value.ok_or_else(|| {
-                            bad(
-                                path,
-                                line,
-                                Some(&column),
-                                format!("cannot parse {cell:?} as an integer"),
-                            )
+                            let why = if cell.parse::<f64>().is_ok_and(|v| v.fract() == 0.0) {
+                                "is out of range for an integer"
+                            } else {
+                                "is not an integer"
+                            };
+                            bad(path, line, Some(&column), format!("{cell:?} {why}"))
                         })?);
                     }
                 }
@@ -137,12 +149,15 @@ pub fn read_tracks(path: &Path, taxonomy: &Taxonomy) -> Result<Tracks> {
                     if cell.is_empty() {
                         b.append_null();
                     } else {
-                        b.append_value(cell.parse::<f64>().map_err(|_| {
+                        // pandas writes a missing value as an empty cell, so `nan` or `inf`
+                        // text is never data.
+                        let value = cell.parse::<f64>().ok().filter(|v| v.is_finite());
+                        b.append_value(value.ok_or_else(|| {
                             bad(
                                 path,
                                 line,
                                 Some(&column),
-                                format!("cannot parse {cell:?} as a number"),
+                                format!("cannot parse {cell:?} as a finite number"),
                             )
                         })?);
                     }
