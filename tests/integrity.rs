@@ -140,7 +140,8 @@ fn a_damaged_object_behind_a_restored_output_is_quarantined_and_recomputed() {
     let p = Project::new(SMALL);
     run_ok(&p);
     let clean = published(&p);
-    let cases: [(&str, &str, fn(&Path)); 4] = [
+    type Damage = fn(&Path);
+    let cases: [(&str, &str, Damage); 4] = [
         ("explore", "occurrence_figure", flip_byte),
         ("ingest", "features", truncate),
         ("pca", "scores", flip_byte),

@@ -365,7 +365,7 @@ mod encoder_files {
     fn raw(dir: &Path, header: serde_json::Value, data: &[u8]) -> std::path::PathBuf {
         let path = dir.join("encoder.safetensors");
         let mut text = header.to_string();
-        while (8 + text.len()) % 8 != 0 {
+        while !(8 + text.len()).is_multiple_of(8) {
             text.push(' ');
         }
         let mut bytes = (text.len() as u64).to_le_bytes().to_vec();

@@ -654,7 +654,8 @@ mod input_errors {
 
     #[test]
     fn a_broken_taxonomy_names_the_genres() {
-        let cases: [(&str, fn(&Files)); 3] = [
+        type Edit = fn(&Files);
+        let cases: [(&str, Edit); 3] = [
             ("genre 2 is its own parent", |f| {
                 edit_genre(f, "2", |g| g[2] = "2".into())
             }),
