@@ -18,7 +18,7 @@
 //! manifest counts only when its outputs are exactly the ones the stage declares
 //! ([`Manifest::matches`]), so a name read from the cache never chooses a path.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::content_hash::ContentHash;
 use crate::manifest::Manifest;
@@ -64,11 +64,6 @@ impl Cache {
     /// The cache rooted at `dir` (created on first write).
     pub fn new(dir: PathBuf) -> Self {
         Self { dir }
-    }
-
-    /// The cache folder.
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     /// Where objects live.

@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::config_error::{suggest, ConfigErrors};
 use crate::dag::DagFormat;
 use crate::error::{Exit, UsageError};
-use crate::plan::{Action, Project};
+use crate::plan::{Action, Evaluation, Project};
 use crate::publish;
 use crate::registry::Registry;
 use crate::remote::Remote;
@@ -373,7 +373,7 @@ fn push(config: Config, targets: &[usize], remote: &Remote) -> anyhow::Result<Ex
     let mut failed = false;
     for index in selected {
         let name = project.config.stages[index].id.as_str();
-        let Some(manifest) = evaluations.get(&index).and_then(|e| e.manifest.as_ref()) else {
+        let Some(manifest) = evaluations.get(&index).and_then(Evaluation::manifest) else {
             let _ = writeln!(
                 out,
                 "{name}: nothing cached for the current key (run it first)"
@@ -532,7 +532,7 @@ fn status(project: &Project, selected: &[usize], json: bool) -> anyhow::Result<E
         if !reasons.is_empty() && !redundant {
             let _ = write!(line, ": {}", reasons.join("; "));
         }
-        if e.action == Action::Restore {
+        if e.action() == Action::Restore {
             line.push_str(" (cached result available)");
         }
         out.push_str(line.trim_end());
@@ -579,7 +579,7 @@ fn dry_run_plan(
                 let e = &evaluations[i];
                 json!({
                     "stage": project.config.stages[*i].id.as_str(),
-                    "action": e.action,
+                    "action": e.action(),
                     "reasons": e.reasons.iter().map(ToString::to_string).collect::<Vec<_>>(),
                 })
             })
@@ -591,7 +591,7 @@ fn dry_run_plan(
     let mut out = String::new();
     for &i in &order {
         let e = &evaluations[&i];
-        let what = e.action;
+        let what = e.action();
         let reasons: Vec<String> = e.reasons.iter().map(ToString::to_string).collect();
         let mut line = format!("{:width$}  {what}", project.config.stages[i].id.as_str());
         if !reasons.is_empty() {
@@ -639,7 +639,7 @@ fn report_run(
                 !targets.contains(i)
                     && evaluations
                         .get(i)
-                        .is_some_and(|e| e.action != Action::UpToDate)
+                        .is_some_and(|e| e.action() != Action::UpToDate)
             })
             .map(|&i| project.config.stages[i].id.as_str())
             .collect();

@@ -528,9 +528,15 @@ fn parse_stage(
     if !ok {
         return None;
     }
-    let declared = kind
-        .outputs(&params)
-        .and_then(|outputs| Ok((outputs, kind.external_outputs(&params, root)?)));
+    let declared = kind.outputs(&params).and_then(|outputs| {
+        // Joined onto the root as every project path is, so messages read `fma/x.csv`.
+        let base = if root == Path::new(".") {
+            Path::new("")
+        } else {
+            root
+        };
+        Ok((outputs, kind.external_outputs(&params, base)?))
+    });
     let (outputs, external_outputs) = match declared {
         Ok(declared) => declared,
         Err(err) => {
@@ -654,7 +660,7 @@ fn resolve_input(
             output: output.to_owned(),
         }]);
     }
-    let path = root.join(text);
+    let path = under_root(root, text);
     if let Some(kind) = not_a_file(stage, &path, text) {
         return Err(kind);
     }

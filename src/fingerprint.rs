@@ -44,7 +44,7 @@ use crate::stage_key::{StageKey, CACHE_FORMAT};
 use crate::stale_reason::StaleReason;
 
 /// The reasons `new` differs from the recorded `old` components, in a fixed order.
-pub fn compare(old: &StageKey, new: &StageKey) -> Vec<StaleReason> {
+pub(crate) fn compare(old: &StageKey, new: &StageKey) -> Vec<StaleReason> {
     let mut reasons = Vec::new();
     if old.format != new.format {
         reasons.push(StaleReason::CacheFormatChanged {

@@ -22,7 +22,7 @@ use crate::verify::{bytes, list_manifests, list_objects, StoredManifest};
 
 /// What `gc` removed (or would remove).
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct GcReport {
+pub(crate) struct GcReport {
     /// Whether this was `--dry-run`.
     pub dry_run: bool,
     /// Lock files whose entries were kept.
@@ -45,7 +45,7 @@ pub struct GcReport {
 
 impl GcReport {
     /// The human form.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let verb = if self.dry_run {
             "would remove"
         } else {
@@ -73,7 +73,7 @@ impl GcReport {
 }
 
 /// Collects the cache against `locks` (name shown, lock file). The run lock must be held.
-pub fn collect(
+pub(crate) fn collect(
     cache: &Cache,
     locks: &[(String, Lockfile)],
     dry_run: bool,

@@ -13,7 +13,7 @@ use crate::error::UsageError;
 
 /// What `inspect` reports.
 #[derive(Debug, Serialize)]
-pub struct Inspection {
+pub(crate) struct Inspection {
     /// The file.
     pub file: String,
     /// Total rows.
@@ -29,7 +29,7 @@ pub struct Inspection {
 }
 
 /// Reads the footer of `path`.
-pub fn inspect(path: &Path) -> Result<Inspection, UsageError> {
+pub(crate) fn inspect(path: &Path) -> Result<Inspection, UsageError> {
     let not_parquet = |message: String| UsageError::NotParquet {
         path: path.display().to_string(),
         message,
@@ -71,7 +71,7 @@ pub fn inspect(path: &Path) -> Result<Inspection, UsageError> {
 
 impl Inspection {
     /// The human-readable report.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "file:       {}", self.file);
         let _ = writeln!(out, "rows:       {}", self.rows);

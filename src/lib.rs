@@ -5,6 +5,9 @@
 //! [`config::Config`] (validated) -> [`plan::Project::plan`] (freshness per stage) ->
 //! [`runner::run`]. The stage computations live in the `stages` crate and know nothing
 //! about caching.
+//!
+//! Public modules are the ones the integration tests drive the engine through (and the types
+//! they expose); the rest (`publish`, `verify`, `gc`, `fingerprint`, ...) are the engine's own.
 
 pub mod cache;
 pub mod cli;
@@ -13,24 +16,24 @@ pub mod config_error;
 pub mod content_hash;
 pub mod dag;
 pub mod error;
-pub mod fingerprint;
-pub mod gc;
-pub mod inspect;
+pub(crate) mod fingerprint;
+pub(crate) mod gc;
+pub(crate) mod inspect;
 pub mod lockfile;
 pub mod logging;
 pub mod manifest;
-pub mod metrics_view;
+pub(crate) mod metrics_view;
 pub mod plan;
-pub mod provenance;
-pub mod publish;
-pub mod raw_config;
+pub(crate) mod provenance;
+pub(crate) mod publish;
+pub(crate) mod raw_config;
 pub mod registry;
 pub mod remote;
-pub mod run_lock;
+pub(crate) mod run_lock;
 pub mod runner;
 pub mod signing;
 pub mod span;
 pub mod stage_key;
 pub mod stale_reason;
 pub mod stat_cache;
-pub mod verify;
+pub(crate) mod verify;

@@ -13,7 +13,7 @@ use anyhow::Context as _;
 use serde_json::Value;
 
 /// Flattened numeric metrics, in a stable order.
-pub fn flatten(doc: &Value) -> BTreeMap<String, f64> {
+pub(crate) fn flatten(doc: &Value) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
     if let Value::Object(stages) = doc {
         for (stage, metrics) in stages {
@@ -52,7 +52,7 @@ fn walk(prefix: &str, value: &Value, out: &mut BTreeMap<String, f64>) {
 }
 
 /// Reads a metrics file.
-pub fn load(path: &Path) -> anyhow::Result<Value> {
+pub(crate) fn load(path: &Path) -> anyhow::Result<Value> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read `{}` (run the pipeline first?)", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("`{}` is not valid JSON", path.display()))
@@ -67,7 +67,7 @@ fn fmt(v: f64) -> String {
 }
 
 /// The table of one run's metrics.
-pub fn render(metrics: &BTreeMap<String, f64>) -> String {
+pub(crate) fn render(metrics: &BTreeMap<String, f64>) -> String {
     let width = metrics.keys().map(String::len).max().unwrap_or(6).max(6);
     let mut out = format!("{:width$}  value\n", "metric");
     for (name, value) in metrics {
@@ -77,7 +77,7 @@ pub fn render(metrics: &BTreeMap<String, f64>) -> String {
 }
 
 /// The table of differences between this run and `other` (changed, added or removed metrics).
-pub fn render_diff(this: &BTreeMap<String, f64>, other: &BTreeMap<String, f64>) -> String {
+pub(crate) fn render_diff(this: &BTreeMap<String, f64>, other: &BTreeMap<String, f64>) -> String {
     let mut names: Vec<&String> = this.keys().chain(other.keys()).collect();
     names.sort();
     names.dedup();

@@ -79,24 +79,116 @@ impl std::fmt::Display for StageState {
     }
 }
 
-/// The verdict on one stage.
+/// A stage's key and its components.
+pub type Keyed = (KeyHash, StageKey);
+
+/// What a stage needs, with exactly what the next step needs to do it.
+#[derive(Debug, Clone)]
+pub enum Verdict {
+    /// Its current result is cached and published (or, for a source of external files,
+    /// recorded): nothing to do.
+    UpToDate {
+        /// The key.
+        key: Keyed,
+        /// The cached result (`None` for a source of external files).
+        manifest: Option<Manifest>,
+        /// Where its outputs are.
+        resolved: Resolved,
+    },
+    /// Its current result is cached; its published copies are missing or edited.
+    Restore {
+        /// The key.
+        key: Keyed,
+        /// The cached result to publish.
+        manifest: Manifest,
+        /// Where its outputs are.
+        resolved: Resolved,
+    },
+    /// A source of external files whose hashes changed: recording them is its whole run.
+    RecordSource {
+        /// The key.
+        key: Keyed,
+        /// The files.
+        resolved: Resolved,
+    },
+    /// It must be computed (or fetched from the remote cache).
+    Run {
+        /// The key.
+        key: Keyed,
+        /// Objects of the cached result for the key that are missing or corrupt: a run
+        /// quarantines them and drops its manifest first.
+        damaged: Vec<DamagedObject>,
+    },
+    /// Its inputs are not known yet (an upstream stage must run) or not available.
+    Blocked {
+        /// Where the chain of stale stages that blocks it starts (`None`: at this stage).
+        root: Option<String>,
+    },
+}
+
+/// The verdict on one stage, and why.
 #[derive(Debug, Clone)]
 pub struct Evaluation {
-    /// What must happen.
-    pub action: Action,
-    /// Why (empty when up to date).
+    /// Why it is not up to date (empty when it is).
     pub reasons: Vec<StaleReason>,
-    /// The key and its components, when all inputs are known.
-    pub key: Option<(KeyHash, StageKey)>,
-    /// The cached result for the key, if any.
-    pub manifest: Option<Manifest>,
-    /// The stage's outputs, when known without running it.
-    pub resolved: Option<Resolved>,
-    /// Where the chain of stale stages that blocks this one starts.
-    pub root: Option<String>,
-    /// Objects of the cached result for the key that are missing or corrupt: the result
-    /// does not count as cached, and a run quarantines them and drops its manifest.
-    pub damaged: Vec<DamagedObject>,
+    /// What it needs.
+    pub verdict: Verdict,
+}
+
+impl Evaluation {
+    /// What must happen, as `--dry-run` shows it.
+    pub fn action(&self) -> Action {
+        match self.verdict {
+            Verdict::UpToDate { .. } => Action::UpToDate,
+            Verdict::Restore { .. } => Action::Restore,
+            Verdict::RecordSource { .. } | Verdict::Run { .. } => Action::Run,
+            Verdict::Blocked { .. } => Action::Blocked,
+        }
+    }
+
+    /// The key, when every input is known.
+    pub fn key(&self) -> Option<&Keyed> {
+        match &self.verdict {
+            Verdict::UpToDate { key, .. }
+            | Verdict::Restore { key, .. }
+            | Verdict::RecordSource { key, .. }
+            | Verdict::Run { key, .. } => Some(key),
+            Verdict::Blocked { .. } => None,
+        }
+    }
+
+    /// The cached result for the key, when there is a usable one.
+    pub fn manifest(&self) -> Option<&Manifest> {
+        match &self.verdict {
+            Verdict::UpToDate { manifest, .. } => manifest.as_ref(),
+            Verdict::Restore { manifest, .. } => Some(manifest),
+            _ => None,
+        }
+    }
+
+    /// Where the stage's outputs are, when known without running it.
+    pub fn resolved(&self) -> Option<&Resolved> {
+        match &self.verdict {
+            Verdict::UpToDate { resolved, .. }
+            | Verdict::Restore { resolved, .. }
+            | Verdict::RecordSource { resolved, .. } => Some(resolved),
+            _ => None,
+        }
+    }
+
+    /// The same stage once its result exists: up to date, with `manifest` (`None` for a
+    /// source) and its outputs.
+    pub fn completed(self, manifest: Option<Manifest>, resolved: Resolved) -> Option<Self> {
+        let key = self.key()?.clone();
+        Some(Self {
+            reasons: self.reasons,
+            verdict: Verdict::UpToDate {
+                key,
+                manifest,
+                resolved,
+            },
+        })
+    }
 }
 
 /// An object of a cached result that failed verification.
@@ -166,13 +258,8 @@ impl Project {
     ) -> Evaluation {
         let stage = &self.config.stages[index];
         let blocked = |reasons: Vec<StaleReason>, root: Option<String>| Evaluation {
-            action: Action::Blocked,
             reasons,
-            key: None,
-            manifest: None,
-            resolved: None,
-            root,
-            damaged: Vec::new(),
+            verdict: Verdict::Blocked { root },
         };
 
         let mut key_inputs = Vec::new();
@@ -181,20 +268,19 @@ impl Project {
                 InputRef::Upstream { stage: up, output } => {
                     let up_index = self.config.stages.iter().position(|s| &s.id == up);
                     let evaluation = up_index.and_then(|i| upstream.get(&i));
-                    match evaluation.and_then(|e| e.resolved.as_ref()) {
+                    match evaluation.and_then(Evaluation::resolved) {
                         Some(resolved) => match resolved.get(output) {
                             Some(out) => key_inputs.push(KeyInput {
                                 name: input.to_string(),
                                 hash: out.content,
                             }),
-                            None => {
-                                return blocked(vec![StaleReason::ResultNotCached], None);
-                            }
+                            None => return blocked(vec![StaleReason::ResultNotCached], None),
                         },
                         None => {
-                            let root = evaluation
-                                .and_then(|e| e.root.clone())
-                                .unwrap_or_else(|| up.0.clone());
+                            let root = match evaluation.map(|e| &e.verdict) {
+                                Some(Verdict::Blocked { root: Some(root) }) => root.clone(),
+                                _ => up.0.clone(),
+                            };
                             return blocked(
                                 vec![StaleReason::UpstreamStale {
                                     stage: up.0.clone(),
@@ -215,7 +301,7 @@ impl Project {
                             vec![StaleReason::InputMissing {
                                 path: display.clone(),
                             }],
-                            Some(stage.id.0.clone()),
+                            None,
                         )
                     }
                 },
@@ -243,10 +329,7 @@ impl Project {
                         );
                     }
                     Err(_) => {
-                        return blocked(
-                            vec![StaleReason::InputMissing { path: shown }],
-                            Some(stage.id.0.clone()),
-                        )
+                        return blocked(vec![StaleReason::InputMissing { path: shown }], None)
                     }
                 }
             }
@@ -254,65 +337,57 @@ impl Project {
         }
 
         let components = self.stage_key(stage, key_inputs);
-        let key = components.hash();
+        let hash = components.hash();
         let recorded = self.lockfile.stages.get(stage.id.as_str());
         let changes = |reasons: &mut Vec<StaleReason>| match recorded {
-            Some(entry) if entry.key != key => {
+            Some(entry) if entry.key != hash => {
                 reasons.extend(compare(&entry.components, &components))
             }
             Some(_) => {}
             None => reasons.push(StaleReason::NeverRun),
         };
+        let mut reasons = Vec::new();
+        if force {
+            reasons.push(StaleReason::Forced);
+        }
 
         if let Some(resolved) = external_resolved {
-            // A source of external files has nothing to compute: recording its hashes is
-            // its whole run.
-            let mut reasons = Vec::new();
-            if force {
-                reasons.push(StaleReason::Forced);
-            }
             changes(&mut reasons);
-            let action = if reasons.is_empty() {
-                Action::UpToDate
+            let key = (hash, components);
+            let verdict = if reasons.is_empty() {
+                Verdict::UpToDate {
+                    key,
+                    manifest: None,
+                    resolved,
+                }
             } else {
-                Action::Run
+                Verdict::RecordSource { key, resolved }
             };
-            return Evaluation {
-                action,
-                reasons,
-                key: Some((key, components)),
-                manifest: None,
-                resolved: Some(resolved),
-                root: None,
-                damaged: Vec::new(),
-            };
+            return Evaluation { reasons, verdict };
         }
-
         if force {
             return Evaluation {
-                action: Action::Run,
-                reasons: vec![StaleReason::Forced],
-                key: Some((key, components)),
-                manifest: None,
-                resolved: None,
-                root: Some(stage.id.0.clone()),
-                damaged: Vec::new(),
+                reasons,
+                verdict: Verdict::Run {
+                    key: (hash, components),
+                    damaged: Vec::new(),
+                },
             };
         }
 
-        let manifest_path = || self.config.relative(&self.cache.manifest_path(&key));
-        match self.cache.read_manifest(&key) {
-            Ok(Some(manifest)) if !manifest.matches(&stage.outputs) => Evaluation {
-                action: Action::Run,
-                reasons: vec![StaleReason::CachedOutputsDiffer {
+        let run = |reasons: Vec<StaleReason>, key: Keyed, damaged: Vec<DamagedObject>| Evaluation {
+            reasons,
+            verdict: Verdict::Run { key, damaged },
+        };
+        let manifest_path = || self.config.relative(&self.cache.manifest_path(&hash));
+        match self.cache.read_manifest(&hash) {
+            Ok(Some(manifest)) if !manifest.matches(&stage.outputs) => run(
+                vec![StaleReason::CachedOutputsDiffer {
                     path: manifest_path(),
                 }],
-                key: Some((key, components)),
-                manifest: None,
-                resolved: None,
-                root: Some(stage.id.0.clone()),
-                damaged: Vec::new(),
-            },
+                (hash, components),
+                Vec::new(),
+            ),
             Ok(Some(manifest)) => {
                 let damaged = self.damaged_objects(&manifest);
                 if !damaged.is_empty() {
@@ -324,17 +399,8 @@ impl Project {
                             problem: d.state.describe().to_owned(),
                         })
                         .collect();
-                    return Evaluation {
-                        action: Action::Run,
-                        reasons,
-                        key: Some((key, components)),
-                        manifest: None,
-                        resolved: None,
-                        root: Some(stage.id.0.clone()),
-                        damaged,
-                    };
+                    return run(reasons, (hash, components), damaged);
                 }
-                let mut reasons = Vec::new();
                 changes(&mut reasons);
                 reasons.extend(self.check_published(stage, &manifest));
                 let resolved = manifest
@@ -350,47 +416,36 @@ impl Project {
                         )
                     })
                     .collect();
-                Evaluation {
-                    action: if reasons.is_empty() {
-                        Action::UpToDate
-                    } else {
-                        Action::Restore
-                    },
-                    reasons,
-                    key: Some((key, components)),
-                    manifest: Some(manifest),
-                    resolved: Some(resolved),
-                    root: None,
-                    damaged: Vec::new(),
-                }
+                let key = (hash, components);
+                let verdict = if reasons.is_empty() {
+                    Verdict::UpToDate {
+                        key,
+                        manifest: Some(manifest),
+                        resolved,
+                    }
+                } else {
+                    Verdict::Restore {
+                        key,
+                        manifest,
+                        resolved,
+                    }
+                };
+                Evaluation { reasons, verdict }
             }
             Ok(None) => {
-                let mut reasons = Vec::new();
                 changes(&mut reasons);
                 if reasons.is_empty() {
                     reasons.push(StaleReason::ResultNotCached);
                 }
-                Evaluation {
-                    action: Action::Run,
-                    reasons,
-                    key: Some((key, components)),
-                    manifest: None,
-                    resolved: None,
-                    root: Some(stage.id.0.clone()),
-                    damaged: Vec::new(),
-                }
+                run(reasons, (hash, components), Vec::new())
             }
-            Err(unreadable) => Evaluation {
-                action: Action::Run,
-                reasons: vec![StaleReason::ManifestUnreadable {
+            Err(unreadable) => run(
+                vec![StaleReason::ManifestUnreadable {
                     path: self.config.relative(&unreadable.path),
                 }],
-                key: Some((key, components)),
-                manifest: None,
-                resolved: None,
-                root: Some(stage.id.0.clone()),
-                damaged: Vec::new(),
-            },
+                (hash, components),
+                Vec::new(),
+            ),
         }
     }
 
@@ -436,10 +491,10 @@ impl Project {
     /// How `status` shows stage `index` given its evaluation.
     pub fn state_of(&self, index: usize, evaluation: &Evaluation) -> StageState {
         let stage = &self.config.stages[index];
-        if evaluation.action == Action::UpToDate {
+        if evaluation.action() == Action::UpToDate {
             StageState::UpToDate
         } else if !self.lockfile.stages.contains_key(stage.id.as_str())
-            && evaluation.manifest.is_none()
+            && evaluation.manifest().is_none()
         {
             StageState::NeverRun
         } else {

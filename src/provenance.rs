@@ -6,7 +6,10 @@ use stages::provenance as key;
 use crate::stage_key::{write_canonical, KeyHash, StageKey};
 
 /// The pairs every Parquet artifact of the result `key` carries.
-pub fn pairs(hash: &KeyHash, components: &StageKey) -> serde_json::Result<Vec<(String, String)>> {
+pub(crate) fn pairs(
+    hash: &KeyHash,
+    components: &StageKey,
+) -> serde_json::Result<Vec<(String, String)>> {
     let mut params = String::new();
     write_canonical(&components.params, &mut params);
     let inputs = serde_json::to_string(&components.inputs)?;

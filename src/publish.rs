@@ -76,7 +76,7 @@ fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) ->
 }
 
 /// Writes `bytes` to `path` atomically (temp file, fsync, rename, fsync folder).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PublishError> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PublishError> {
     let dir = parent(path);
     fs::create_dir_all(dir).map_err(io_err("create folder", dir))?;
     let mut tmp = tempfile::Builder::new()
@@ -106,7 +106,7 @@ fn sync_dir(dir: &Path) {
 }
 
 /// A private, empty folder for one run of `stage`; removed when dropped.
-pub fn staging_dir(cache: &Cache, stage: &str) -> Result<tempfile::TempDir, PublishError> {
+pub(crate) fn staging_dir(cache: &Cache, stage: &str) -> Result<tempfile::TempDir, PublishError> {
     let tmp = cache.tmp_dir();
     fs::create_dir_all(&tmp).map_err(io_err("create folder", &tmp))?;
     tempfile::Builder::new()
@@ -118,7 +118,7 @@ pub fn staging_dir(cache: &Cache, stage: &str) -> Result<tempfile::TempDir, Publ
 /// Moves a finished stage's outputs from `staging` into the object store. An object already
 /// stored under the same hash is kept only if it verifies; a corrupt one is quarantined and
 /// replaced by the fresh bytes.
-pub fn commit_outputs(
+pub(crate) fn commit_outputs(
     cache: &Cache,
     staging: &Path,
     outputs: &[OutputSpec],
@@ -184,7 +184,7 @@ pub fn commit_outputs(
 
 /// Moves any file of the object store aside into `cache/quarantine/` (one whose name is not
 /// a hash at all, found by `pipeline verify`).
-pub fn quarantine_file(cache: &Cache, path: &Path) -> Result<(), PublishError> {
+pub(crate) fn quarantine_file(cache: &Cache, path: &Path) -> Result<(), PublishError> {
     let dir = cache.quarantine_dir();
     fs::create_dir_all(&dir).map_err(io_err("create folder", &dir))?;
     let name = path.file_name().map_or_else(
@@ -196,7 +196,7 @@ pub fn quarantine_file(cache: &Cache, path: &Path) -> Result<(), PublishError> {
 }
 
 /// Removes one file of the cache (`gc`, `verify --repair`); an already absent one is fine.
-pub fn remove_file(path: &Path) -> Result<(), PublishError> {
+pub(crate) fn remove_file(path: &Path) -> Result<(), PublishError> {
     match fs::remove_file(path) {
         Err(err) if err.kind() != io::ErrorKind::NotFound => Err(io_err("remove", path)(err)),
         _ => Ok(()),
@@ -205,7 +205,10 @@ pub fn remove_file(path: &Path) -> Result<(), PublishError> {
 
 /// Moves the object `hash` aside into `cache/quarantine/`, where it is never read again (it
 /// stays for a person to look at until `pipeline gc`); returns where it went.
-pub fn quarantine_object(cache: &Cache, hash: &ContentHash) -> Result<PathBuf, PublishError> {
+pub(crate) fn quarantine_object(
+    cache: &Cache,
+    hash: &ContentHash,
+) -> Result<PathBuf, PublishError> {
     let dir = cache.quarantine_dir();
     fs::create_dir_all(&dir).map_err(io_err("create folder", &dir))?;
     let stamp = std::time::SystemTime::now()
@@ -239,7 +242,7 @@ fn set_read_only(path: &Path) {
 
 /// Adds `data`, already verified to hash to `hash`, to the object store (a download from
 /// the remote cache). A corrupt object already there is quarantined first.
-pub fn adopt_object(
+pub(crate) fn adopt_object(
     cache: &Cache,
     hash: &ContentHash,
     data: &[u8],
@@ -274,7 +277,7 @@ pub fn adopt_object(
 }
 
 /// Commits a manifest: after this rename the result counts as cached.
-pub fn write_manifest(cache: &Cache, manifest: &Manifest) -> Result<(), PublishError> {
+pub(crate) fn write_manifest(cache: &Cache, manifest: &Manifest) -> Result<(), PublishError> {
     let bytes = serde_json::to_vec_pretty(manifest).map_err(|e| PublishError::Io {
         action: "encode",
         path: cache.manifest_path(&manifest.key),
@@ -285,13 +288,13 @@ pub fn write_manifest(cache: &Cache, manifest: &Manifest) -> Result<(), PublishE
 
 /// Removes the manifest for a result whose objects turned out to be corrupt or missing, so it
 /// no longer counts as cached.
-pub fn discard_manifest(cache: &Cache, key: &KeyHash) {
+pub(crate) fn discard_manifest(cache: &Cache, key: &KeyHash) {
     let _ = fs::remove_file(cache.manifest_path(key));
 }
 
 /// Copies each declared output of `manifest` from the cache to `dir`, verifying its hash on
 /// the way. File names come from `outputs` (the configuration), never from the manifest.
-pub fn publish_outputs(
+pub(crate) fn publish_outputs(
     cache: &Cache,
     dir: &Path,
     outputs: &[OutputSpec],
@@ -304,7 +307,7 @@ pub fn publish_outputs(
 /// Like [`publish_outputs`], for objects hashed moments ago by [`commit_outputs`]: the copy
 /// is left to the kernel (`copy_file_range`, a reflink where the filesystem has them)
 /// instead of being hashed a second time.
-pub fn publish_fresh_outputs(
+pub(crate) fn publish_fresh_outputs(
     cache: &Cache,
     dir: &Path,
     outputs: &[OutputSpec],
@@ -409,7 +412,7 @@ fn copy_hashing(from: &Path, to: &mut File) -> io::Result<ContentHash> {
 
 /// Removes what a killed run left behind: staging folders and temporary output files.
 /// Must only be called while holding the run lock.
-pub fn clean_leftovers(cache: &Cache, outputs_dir: &Path) {
+pub(crate) fn clean_leftovers(cache: &Cache, outputs_dir: &Path) {
     if let Ok(entries) = fs::read_dir(cache.tmp_dir()) {
         for entry in entries.flatten() {
             let path = entry.path();

@@ -9,15 +9,15 @@ use serde::Deserialize;
 use toml::Spanned;
 
 /// A value together with its byte range in the file.
-pub type SpannedValue = Spanned<toml::Value>;
+pub(crate) type SpannedValue = Spanned<toml::Value>;
 
 /// One `[stages.NAME]` table: `kind`, `inputs` and the kind's parameters, all spanned.
-pub type RawStage = BTreeMap<Spanned<String>, SpannedValue>;
+pub(crate) type RawStage = BTreeMap<Spanned<String>, SpannedValue>;
 
 /// The whole file as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawConfig {
+pub(crate) struct RawConfig {
     /// Where and how results are cached.
     #[serde(default)]
     pub cache: Option<Spanned<RawCache>>,
@@ -29,7 +29,7 @@ pub struct RawConfig {
 /// The `[cache]` table.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawCache {
+pub(crate) struct RawCache {
     /// The cache folder, relative to `pipeline.toml` (default `cache`).
     pub dir: Option<Spanned<String>>,
     /// The folder results are published to (default `outputs`).
@@ -44,7 +44,7 @@ pub struct RawCache {
 
 impl RawConfig {
     /// Parses `source`, returning the parser's message and span on failure.
-    pub fn parse(source: &str) -> Result<Self, (String, Option<std::ops::Range<usize>>)> {
+    pub(crate) fn parse(source: &str) -> Result<Self, (String, Option<std::ops::Range<usize>>)> {
         toml::from_str(source).map_err(|err| (err.message().to_owned(), err.span()))
     }
 }

@@ -8,13 +8,13 @@ use std::path::Path;
 
 /// Held for the whole of a run; dropping it releases the lock.
 #[derive(Debug)]
-pub struct RunLock {
+pub(crate) struct RunLock {
     _file: File,
 }
 
 impl RunLock {
     /// Takes the lock at `path`, telling the user if another run holds it and waiting.
-    pub fn acquire(path: &Path, display: &str) -> std::io::Result<Self> {
+    pub(crate) fn acquire(path: &Path, display: &str) -> std::io::Result<Self> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }

@@ -25,7 +25,7 @@ use crate::cache::ObjectState;
 use crate::config::{InputRef, StageConfig};
 use crate::lockfile::LockEntry;
 use crate::manifest::{Manifest, OutputRecord};
-use crate::plan::{Action, Evaluation, Project};
+use crate::plan::{Evaluation, Project, Verdict};
 use crate::provenance;
 use crate::publish::{self, PublishError};
 use crate::remote::Remote;
@@ -196,7 +196,7 @@ struct Finished {
 
 /// How a stage ended, with what its dependents need.
 enum Settled {
-    /// Done with a result: `evaluation.resolved` tells dependents where its outputs are.
+    /// Done with a result: `evaluation.resolved()` tells dependents where its outputs are.
     Done {
         outcome: Outcome,
         evaluation: Box<Evaluation>,
@@ -402,8 +402,8 @@ impl<'a> Scheduler<'a> {
         let force = self.options.force && self.options.targets.contains(&index);
         let started = Instant::now();
         let evaluation = self.project.evaluate(index, &self.done, force);
-        match evaluation.action {
-            Action::UpToDate => {
+        match &evaluation.verdict {
+            Verdict::UpToDate { .. } => {
                 self.settle(
                     index,
                     Some(started),
@@ -415,11 +415,11 @@ impl<'a> Scheduler<'a> {
                 );
                 Step::Progressed
             }
-            Action::Restore => {
+            Verdict::Restore { .. } => {
                 self.restore(index, started, evaluation);
                 Step::Progressed
             }
-            Action::Run if self.stage(index).external_outputs.is_some() => {
+            Verdict::RecordSource { .. } => {
                 self.settle(
                     index,
                     Some(started),
@@ -431,8 +431,8 @@ impl<'a> Scheduler<'a> {
                 );
                 Step::Progressed
             }
-            Action::Run => self.compute(index, started, evaluation, force),
-            Action::Blocked => {
+            Verdict::Run { .. } => self.compute(index, started, evaluation, force),
+            Verdict::Blocked { .. } => {
                 let reason = evaluation
                     .reasons
                     .first()
@@ -448,7 +448,7 @@ impl<'a> Scheduler<'a> {
     /// and computes it.
     fn restore(&mut self, index: usize, started: Instant, evaluation: Evaluation) {
         let stage = self.stage(index);
-        let Some(manifest) = evaluation.manifest.clone() else {
+        let Verdict::Restore { manifest, .. } = &evaluation.verdict else {
             self.fail(
                 index,
                 Some(started),
@@ -460,6 +460,7 @@ impl<'a> Scheduler<'a> {
         };
         let dir = self.project.stage_output_dir(stage);
         let cache = &self.project.cache;
+        let manifest = manifest.clone();
         match publish::publish_outputs(
             cache,
             &dir,
@@ -544,32 +545,42 @@ impl<'a> Scheduler<'a> {
         force: bool,
     ) -> Step {
         let stage = self.stage(index);
-        if !evaluation.damaged.is_empty() {
-            if let Some((key, _)) = &evaluation.key {
-                let damaged: Vec<_> = evaluation
-                    .damaged
-                    .iter()
-                    .map(|d| (d.output.clone(), d.object, d.state))
-                    .collect();
-                self.drop_damaged(stage, key, &damaged);
-            }
+        let Verdict::Run {
+            key: (key, _),
+            damaged,
+        } = &evaluation.verdict
+        else {
+            self.fail(
+                index,
+                Some(started),
+                StageError::Start {
+                    message: "the stage has no key to run with".into(),
+                },
+            );
+            return Step::Progressed;
+        };
+        if !damaged.is_empty() {
+            let damaged: Vec<_> = damaged
+                .iter()
+                .map(|d| (d.output.clone(), d.object, d.state))
+                .collect();
+            self.drop_damaged(stage, key, &damaged);
         }
-        if let (Some(remote), false, Some((key, _))) = (self.remote, force, evaluation.key.as_ref())
-        {
+        if let (Some(remote), false) = (self.remote, force) {
             match fetch_remote(self.project, stage, remote, key) {
                 Ok(Some(restored)) => {
-                    let mut evaluation = evaluation;
-                    evaluation.resolved = Some(resolved_of(self.project, &restored));
-                    evaluation.manifest = Some(restored);
-                    self.settle(
-                        index,
-                        Some(started),
-                        Settled::Done {
-                            outcome: Outcome::Restored,
-                            evaluation: Box::new(evaluation),
-                            source: Some(RestoreSource::Remote),
-                        },
-                    );
+                    let resolved = resolved_of(self.project, &restored);
+                    if let Some(evaluation) = evaluation.completed(Some(restored), resolved) {
+                        self.settle(
+                            index,
+                            Some(started),
+                            Settled::Done {
+                                outcome: Outcome::Restored,
+                                evaluation: Box::new(evaluation),
+                                source: Some(RestoreSource::Remote),
+                            },
+                        );
+                    }
                     return Step::Progressed;
                 }
                 Ok(None) => {}
@@ -614,7 +625,7 @@ impl<'a> Scheduler<'a> {
         match finish(self.project, stage, evaluation, finished) {
             Ok(evaluation) => {
                 if let (Some(remote), Some(manifest)) =
-                    (self.remote.filter(|r| r.push), evaluation.manifest.as_ref())
+                    (self.remote.filter(|r| r.push), evaluation.manifest())
                 {
                     if let Err(err) = remote.upload(&self.project.cache, manifest) {
                         tracing::warn!("{}: not pushed: {err}", stage.id);
@@ -691,7 +702,7 @@ fn input_paths(
                     .iter()
                     .position(|s| &s.id == up)
                     .and_then(|i| done.get(&i))
-                    .and_then(|e| e.resolved.as_ref())
+                    .and_then(Evaluation::resolved)
                     .and_then(|r| r.get(output))
                     .map(|o| o.path.clone())
                     .ok_or_else(|| StageError::Blocked {
@@ -713,7 +724,7 @@ fn start(
     tx: mpsc::Sender<Finished>,
 ) -> Result<(), StageError> {
     let stage = &project.config.stages[index];
-    let (key, components) = evaluation.key.clone().ok_or_else(|| StageError::Start {
+    let (key, components) = evaluation.key().cloned().ok_or_else(|| StageError::Start {
         message: "stage key unknown".into(),
     })?;
     let inputs = input_paths(project, stage, done)?;
@@ -775,16 +786,17 @@ fn start(
 fn finish(
     project: &Project,
     stage: &StageConfig,
-    mut evaluation: Evaluation,
+    evaluation: Evaluation,
     finished: Finished,
 ) -> Result<Evaluation, StageError> {
     finished.result?;
     let publish_error = |e: PublishError| StageError::Publish {
         message: e.to_string(),
     };
-    let (key, components) = evaluation.key.clone().ok_or_else(|| StageError::Start {
+    let unknown_key = || StageError::Start {
         message: "stage key unknown".into(),
-    })?;
+    };
+    let (key, components) = evaluation.key().cloned().ok_or_else(unknown_key)?;
     let outputs = publish::commit_outputs(
         &project.cache,
         finished.staging.path(),
@@ -812,9 +824,10 @@ fn finish(
     )
     .map_err(publish_error)?;
     tracing::info!("{}: finished in {:.2}s", stage.id, finished.seconds);
-    evaluation.resolved = Some(resolved_of(project, &manifest));
-    evaluation.manifest = Some(manifest);
-    Ok(evaluation)
+    let resolved = resolved_of(project, &manifest);
+    evaluation
+        .completed(Some(manifest), resolved)
+        .ok_or_else(unknown_key)
 }
 
 fn record_lock(
@@ -822,8 +835,8 @@ fn record_lock(
     stage: &StageConfig,
     evaluation: &Evaluation,
 ) -> Option<(String, LockEntry)> {
-    let (key, components) = evaluation.key.clone()?;
-    let outputs = match evaluation.manifest.as_ref() {
+    let (key, components) = evaluation.key().cloned()?;
+    let outputs = match evaluation.manifest() {
         Some(m) => m.outputs.clone(),
         None => external_records(project, evaluation),
     };
@@ -838,7 +851,7 @@ fn record_lock(
 }
 
 fn external_records(project: &Project, evaluation: &Evaluation) -> BTreeMap<String, OutputRecord> {
-    let Some(resolved) = &evaluation.resolved else {
+    let Some(resolved) = evaluation.resolved() else {
         return BTreeMap::new();
     };
     resolved

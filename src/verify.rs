@@ -22,7 +22,7 @@ use crate::stage_key::KeyHash;
 
 /// One object in the store, as found.
 #[derive(Debug, Clone)]
-pub struct StoredObject {
+pub(crate) struct StoredObject {
     /// Its file.
     pub path: PathBuf,
     /// The hash its name claims, if its name is one.
@@ -32,7 +32,7 @@ pub struct StoredObject {
 }
 
 /// Every object file under `cache/objects/`, in path order.
-pub fn list_objects(cache: &Cache) -> Vec<StoredObject> {
+pub(crate) fn list_objects(cache: &Cache) -> Vec<StoredObject> {
     let mut found = Vec::new();
     let Ok(shards) = std::fs::read_dir(cache.objects_dir()) else {
         return found;
@@ -61,7 +61,7 @@ pub fn list_objects(cache: &Cache) -> Vec<StoredObject> {
 
 /// One manifest file, as read.
 #[derive(Debug, Clone)]
-pub enum StoredManifest {
+pub(crate) enum StoredManifest {
     /// Parsed, and its key matches its name and its components.
     Sound(Box<Manifest>),
     /// Unreadable, or its key does not match.
@@ -74,7 +74,7 @@ pub enum StoredManifest {
 }
 
 /// Every manifest under `cache/manifests/`, in path order.
-pub fn list_manifests(cache: &Cache) -> Vec<StoredManifest> {
+pub(crate) fn list_manifests(cache: &Cache) -> Vec<StoredManifest> {
     let Ok(entries) = std::fs::read_dir(cache.manifests_dir()) else {
         return Vec::new();
     };
@@ -117,7 +117,7 @@ fn read_manifest(path: &Path) -> StoredManifest {
 
 /// A manifest that names an object the store lacks or holds corrupt.
 #[derive(Debug, Clone, Serialize)]
-pub struct BrokenReference {
+pub(crate) struct BrokenReference {
     /// The manifest's stage.
     pub stage: String,
     /// The manifest's key.
@@ -132,7 +132,7 @@ pub struct BrokenReference {
 
 /// What `pipeline verify` found (and did).
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct VerifyReport {
+pub(crate) struct VerifyReport {
     /// Objects hashed.
     pub objects: usize,
     /// Their bytes.
@@ -157,14 +157,14 @@ pub struct VerifyReport {
 
 impl VerifyReport {
     /// Whether anything cannot be trusted (orphans and quarantine are not problems).
-    pub fn has_problems(&self) -> bool {
+    pub(crate) fn has_problems(&self) -> bool {
         !self.corrupt_objects.is_empty()
             || !self.unreadable_manifests.is_empty()
             || !self.broken_references.is_empty()
     }
 
     /// The human form.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut out = format!(
             "checked {} objects ({}) and {} manifests\n",
             self.objects,
@@ -237,7 +237,7 @@ fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
 }
 
 /// `1234567` -> `1.2 MB`.
-pub fn bytes(n: u64) -> String {
+pub(crate) fn bytes(n: u64) -> String {
     match n {
         0..=999 => format!("{n} B"),
         1_000..=999_999 => format!("{:.1} kB", n as f64 / 1e3),
@@ -248,7 +248,7 @@ pub fn bytes(n: u64) -> String {
 
 /// Checks the whole cache; with `repair`, drops what cannot be trusted (the run lock must be
 /// held). `relative` shows a path relative to the project.
-pub fn verify(
+pub(crate) fn verify(
     cache: &Cache,
     repair: bool,
     relative: &dyn Fn(&Path) -> String,

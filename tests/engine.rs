@@ -93,7 +93,7 @@ fn reasons(dir: &Path, registry: &Registry, stage: &str) -> (Action, Vec<String>
         .unwrap();
     let e = &plan[&index];
     (
-        e.action,
+        e.action(),
         e.reasons.iter().map(ToString::to_string).collect(),
     )
 }
