@@ -372,6 +372,15 @@ impl Config {
     }
 }
 
+/// Whether `name` is one path component that stays in its folder.
+pub fn is_plain_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains(['/', '\\', '\0'])
+        && !name.starts_with(crate::publish::TMP_MARKER)
+}
+
 /// Why `path` cannot be read as an input file, if it cannot.
 fn not_a_file(stage: &str, path: &Path, shown: &str) -> Option<ConfigErrorKind> {
     let what = match std::fs::metadata(path) {
@@ -544,6 +553,21 @@ fn parse_stage(
             return None;
         }
     };
+    // An output's file becomes `outputs/STAGE/FILE`: it must stay in that folder.
+    if let Some(bad) = outputs.iter().find(|o| !is_plain_file_name(&o.file)) {
+        errors.push(
+            Some(Span::new(header.clone())),
+            ConfigErrorKind::InvalidParam {
+                stage: stage.to_owned(),
+                key: bad.name.clone(),
+                message: format!(
+                    "output file `{}` must be a plain file name (no folder, `..` or absolute path)",
+                    bad.file
+                ),
+            },
+        );
+        return None;
+    }
     if let Some(external) = &external_outputs {
         for (_, path) in external {
             let shown = path
@@ -698,4 +722,28 @@ fn toml_to_json(value: &toml::Value) -> Option<Value> {
                 .collect::<Option<_>>()?,
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_plain_file_name;
+
+    #[test]
+    fn only_plain_file_names_are_output_files() {
+        for good in ["scores.parquet", "a..b", "figure.svg"] {
+            assert!(is_plain_file_name(good), "{good}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../x",
+            "/etc/passwd",
+            "a/b",
+            "a\\b",
+            ".pipeline-tmp-x",
+        ] {
+            assert!(!is_plain_file_name(bad), "{bad}");
+        }
+    }
 }

@@ -265,3 +265,46 @@ fn an_s3_compatible_server_serves_a_fresh_clone_and_its_loss_degrades_to_local_w
     let (_, _, code) = run_json(&Project::new(SMALL), &["run", "--require-remote"], &env);
     assert_eq!(code, 1);
 }
+
+#[test]
+fn an_s3_result_signed_by_an_untrusted_key_is_never_restored() {
+    let moto = start_moto();
+    let env = aws_env(&moto.endpoint);
+    let keys = |p: &Project| -> (String, String) {
+        let text = stdout(&p.pipeline(&["keygen"]));
+        let field = |prefix: &str| {
+            text.lines()
+                .find(|l| l.starts_with(prefix))
+                .and_then(|l| l.rsplit(' ').next())
+                .unwrap()
+                .to_owned()
+        };
+        (field("public key"), field("secret key"))
+    };
+    let pusher = Project::new(SMALL);
+    let (_, untrusted_secret) = keys(&pusher);
+    let (trusted_public, _) = keys(&pusher);
+    let mut push_env = env.clone();
+    push_env.push(("PIPELINE_PUSH", "1".into()));
+    push_env.push(("PIPELINE_SIGNING_KEY", untrusted_secret));
+    let (_, err, code) = run_json(&pusher, &["run"], &push_env);
+    assert_eq!(code, 0, "{err}");
+
+    let puller = Project::new(&format!(
+        "[cache]\ntrusted_keys = [{trusted_public:?}]\n{SMALL}"
+    ));
+    let (report, err, code) = run_json(&puller, &["run"], &env);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        outcomes(&report).iter().all(|(_, o)| o == "ran"),
+        "{report}"
+    );
+    assert!(err.contains("not signed by a trusted key"), "{err}");
+    // Without trusted keys the same remote serves it.
+    let open = Project::new(SMALL);
+    let (report, err, _) = run_json(&open, &["run"], &env);
+    assert!(
+        outcomes(&report).iter().all(|(_, o)| o == "restored"),
+        "{report} {err}"
+    );
+}
