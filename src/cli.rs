@@ -41,6 +41,10 @@ pub struct Cli {
     /// Only warnings and errors on stderr.
     #[arg(long, short = 'q', global = true)]
     pub quiet: bool,
+    /// Override a parameter of the pipeline file for this command (the value is TOML:
+    /// `--set knn_full.k_max=5`, `--set classifier.hidden=[256]`); repeatable.
+    #[arg(long = "set", global = true, value_name = "STAGE.KEY=VALUE")]
+    pub set: Vec<String>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -211,7 +215,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<Exit> {
             let file = match file {
                 Some(file) => file,
                 None => {
-                    let config = load(&cli.config, &registry)?;
+                    let config = load(&cli.config, &cli.set, &registry)?;
                     let stage = config
                         .stages
                         .iter()
@@ -230,7 +234,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<Exit> {
             }
         }
         Command::Verify { repair, json } => {
-            let config = load(&cli.config, &registry)?;
+            let config = load(&cli.config, &cli.set, &registry)?;
             verify(config, repair, json)
         }
         Command::Gc {
@@ -238,7 +242,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<Exit> {
             keep_lock,
             json,
         } => {
-            let config = load(&cli.config, &registry)?;
+            let config = load(&cli.config, &cli.set, &registry)?;
             gc(config, dry_run, &keep_lock, json)
         }
         Command::Keygen => {
@@ -251,7 +255,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<Exit> {
             ))
         }
         Command::Check => {
-            let config = load(&cli.config, &registry)?;
+            let config = load(&cli.config, &cli.set, &registry)?;
             eprintln!(
                 "{}: {} stages, configuration is valid",
                 cli.config.display(),
@@ -260,11 +264,11 @@ pub fn execute(cli: Cli) -> anyhow::Result<Exit> {
             Ok(Exit::Success)
         }
         Command::Dag { format } => {
-            let config = load(&cli.config, &registry)?;
+            let config = load(&cli.config, &cli.set, &registry)?;
             print_out(&config.dag.render(format))
         }
         Command::Status { stages, json } => {
-            let config = load(&cli.config, &registry)?;
+            let config = load(&cli.config, &cli.set, &registry)?;
             let selected = resolve_targets(&config, &stages)?;
             let project = Project::open(config);
             status(&project, &selected, json)
@@ -277,7 +281,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<Exit> {
             json,
             remote,
         } => {
-            let config = load(&cli.config, &registry)?;
+            let config = load(&cli.config, &cli.set, &registry)?;
             let targets = resolve_targets(&config, &stages)?;
             if dry_run {
                 let project = Project::open(config);
@@ -293,13 +297,13 @@ pub fn execute(cli: Cli) -> anyhow::Result<Exit> {
             )
         }
         Command::Pull { stages, remote } => {
-            let config = load(&cli.config, &registry)?;
+            let config = load(&cli.config, &cli.set, &registry)?;
             let targets = resolve_targets(&config, &stages)?;
             let remote = remote.open(&config)?.ok_or(UsageError::NoRemote)?;
             run_locked(config, &targets, (false, 1, true), Some(&remote), false)
         }
         Command::Push { stages, remote } => {
-            let config = load(&cli.config, &registry)?;
+            let config = load(&cli.config, &cli.set, &registry)?;
             let targets = resolve_targets(&config, &stages)?;
             let remote = remote.open(&config)?.ok_or(UsageError::NoRemote)?;
             push(config, &targets, &remote)
@@ -440,8 +444,12 @@ fn run_locked(
     report_run(&project, targets, &report, json)
 }
 
-fn load(path: &std::path::Path, registry: &Registry) -> Result<Config, ConfigErrors> {
-    Config::load(path, registry)
+fn load(
+    path: &std::path::Path,
+    overrides: &[String],
+    registry: &Registry,
+) -> Result<Config, ConfigErrors> {
+    Config::load_with(path, overrides, registry)
 }
 
 fn resolve_targets(config: &Config, names: &[String]) -> Result<Vec<usize>, UsageError> {

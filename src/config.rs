@@ -129,6 +129,16 @@ pub struct Config {
 impl Config {
     /// Reads and validates the configuration at `file`.
     pub fn load(file: &Path, registry: &Registry) -> Result<Self, ConfigErrors> {
+        Self::load_with(file, &[], registry)
+    }
+
+    /// Reads the configuration at `file`, applies `overrides` (`STAGE.KEY=VALUE`, as `--set`
+    /// takes them) and validates the result.
+    pub fn load_with(
+        file: &Path,
+        overrides: &[String],
+        registry: &Registry,
+    ) -> Result<Self, ConfigErrors> {
         let source: Arc<str> = match std::fs::read_to_string(file) {
             Ok(text) => text.into(),
             Err(err) => {
@@ -136,13 +146,14 @@ impl Config {
                     file: file.to_owned(),
                     source: "".into(),
                     span: None,
+                    overrides_start: 0,
                     kind: ConfigErrorKind::Unreadable {
                         message: format!("{}: {err}", file.display()),
                     },
                 }]))
             }
         };
-        Self::from_source(file, source, registry)
+        Self::from_source_with(file, &source, overrides, registry)
     }
 
     /// Validates configuration text as if read from `file`.
@@ -151,18 +162,33 @@ impl Config {
         source: Arc<str>,
         registry: &Registry,
     ) -> Result<Self, ConfigErrors> {
+        Self::from_source_with(file, &source, &[], registry)
+    }
+
+    fn from_source_with(
+        file: &Path,
+        file_text: &str,
+        overrides: &[String],
+        registry: &Registry,
+    ) -> Result<Self, ConfigErrors> {
+        let combined = crate::overrides::append(file_text, overrides);
+        let source: Arc<str> = combined.source.into();
         let mut errors = Errors {
             file: file.to_owned(),
             source: source.clone(),
+            overrides_start: combined.start,
             list: Vec::new(),
         };
-        let raw = match RawConfig::parse(&source) {
+        let mut raw = match RawConfig::parse(file_text) {
             Ok(raw) => raw,
             Err((message, span)) => {
                 errors.push(span.map(Span::new), ConfigErrorKind::Syntax { message });
                 return Err(errors.finish());
             }
         };
+        crate::overrides::apply(&mut raw, &source, combined.start, &mut |span, kind| {
+            errors.push(span, kind);
+        });
         let root = file
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -414,6 +440,7 @@ fn under_root(root: &Path, rel: &str) -> PathBuf {
 struct Errors {
     file: PathBuf,
     source: Arc<str>,
+    overrides_start: usize,
     list: Vec<ConfigError>,
 }
 
@@ -423,6 +450,7 @@ impl Errors {
             file: self.file.clone(),
             source: self.source.clone(),
             span,
+            overrides_start: self.overrides_start,
             kind,
         });
     }

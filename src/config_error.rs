@@ -131,6 +131,20 @@ pub enum ConfigErrorKind {
         /// What it is (`a folder`).
         what: String,
     },
+    /// A `--set` argument cannot be applied.
+    InvalidOverride {
+        /// The argument.
+        text: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A `--set` argument names no stage of the file.
+    UnknownOverrideStage {
+        /// The stage as written.
+        stage: String,
+        /// The closest stage name, if any is close.
+        suggestion: Option<String>,
+    },
     /// A key in `[cache]` is not understood.
     InvalidCache {
         /// What is wrong.
@@ -214,6 +228,11 @@ impl fmt::Display for ConfigErrorKind {
             K::NotAFile { stage, path, what } => {
                 write!(f, "stage `{stage}`: input `{path}` is {what}, not a file")
             }
+            K::InvalidOverride { text, message } => write!(f, "--set {text}: {message}"),
+            K::UnknownOverrideStage { stage, suggestion } => {
+                write!(f, "--set: no stage named `{stage}`")?;
+                did_you_mean(f, suggestion.as_deref())
+            }
             K::InvalidCache { message } => write!(f, "[cache]: {message}"),
         }
     }
@@ -235,6 +254,8 @@ pub struct ConfigError {
     pub source: Arc<str>,
     /// The offending value, if the error points at one.
     pub span: Option<Span>,
+    /// Where the `--set` lines appended to `source` start (`source.len()` when none).
+    pub overrides_start: usize,
     /// What is wrong.
     pub kind: ConfigErrorKind,
 }
@@ -249,12 +270,16 @@ impl ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.kind)?;
-        if let Some(span) = &self.span {
-            write!(
+        match &self.span {
+            Some(span) if span.range.start >= self.overrides_start => {
+                write!(f, "\n{}", span.render_override(&self.source))?;
+            }
+            Some(span) => write!(
                 f,
                 "\n{}",
                 span.render(&self.source, &self.file.display().to_string())
-            )?;
+            )?,
+            None => {}
         }
         Ok(())
     }

@@ -23,6 +23,7 @@ pub mod lockfile;
 pub mod logging;
 pub mod manifest;
 pub(crate) mod metrics_view;
+pub(crate) mod overrides;
 pub mod plan;
 pub(crate) mod provenance;
 pub(crate) mod publish;

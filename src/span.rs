@@ -59,6 +59,23 @@ impl Span {
     }
 }
 
+impl Span {
+    /// Renders a span inside a `--set` argument: the argument, with a caret under the span.
+    pub fn render_override(&self, source: &str) -> String {
+        let LineCol { line, column } = self.start(source);
+        let text = source.lines().nth(line - 1).unwrap_or("");
+        let end = self.range.end.min(source.len());
+        let width = source
+            .get(self.range.start..end)
+            .map_or(1, |s| s.chars().count().max(1));
+        format!(
+            " --> --set argument\n  |\n  | {text}\n  | {}{}",
+            " ".repeat(column - 1),
+            "^".repeat(width)
+        )
+    }
+}
+
 /// The line and column of byte `offset` in `source`.
 pub fn line_col(source: &str, offset: usize) -> LineCol {
     let offset = offset.min(source.len());

@@ -268,3 +268,29 @@ fn ctrl_c_stops_cleanly_and_the_next_run_carries_on() {
     let report: Value = serde_json::from_str(&stdout(&again)).unwrap();
     assert_eq!(report["stages"][1]["outcome"], "ran");
 }
+
+#[test]
+fn set_overrides_a_parameter_for_one_command_and_status_agrees() {
+    let p = Project::new(SMALL);
+    assert!(p
+        .pipeline(&["run", "--set", "source.seed=9"])
+        .status
+        .success());
+    let out = p.pipeline(&["status", "--set", "source.seed=9"]);
+    assert_eq!(stdout(&out), "source  up to date\ningest  up to date\n");
+    let out = p.pipeline(&["status"]);
+    assert_eq!(
+        stdout(&out),
+        "source  stale: param `seed` changed: 9 -> 7\ningest  stale: upstream `source` is stale\n"
+    );
+    // Floats read as written, in reasons and in provenance.
+    let q = Project::new(&format!(
+        "{SMALL}\n[stages.standardize]\nkind = \"standardize\"\ninputs = [\"ingest:features\", \"ingest:tracks\"]\n\n[stages.classifier]\nkind = \"classifier\"\ninputs = [\"standardize:minmax\", \"ingest:labels_genres_all\"]\nepochs = 1\nhidden = [8]\n"
+    ));
+    assert!(q.pipeline(&["run"]).status.success());
+    let out = q.pipeline(&["status", "classifier", "--set", "classifier.dropout=0.3"]);
+    assert_eq!(
+        stdout(&out),
+        "classifier  stale: param `dropout` changed: 0.2 -> 0.3\n"
+    );
+}

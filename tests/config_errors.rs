@@ -140,3 +140,39 @@ fn a_folder_given_as_a_file_and_a_file_given_as_a_folder_are_named() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_bad_set_argument_is_reported_at_the_argument() {
+    let p = Project::new(SOURCE);
+    let out = p.pipeline(&["check", "--set", "source.tracks=3"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        concat!(
+            "error: stage `source`: key `tracks`: must be between 10 and 2000000, got 3\n",
+            " --> --set argument\n  |\n  | source.tracks=3\n  |               ^\n"
+        )
+    );
+    let out = p.pipeline(&[
+        "check",
+        "--set",
+        "sorce.tracks=30",
+        "--set",
+        "source.seed=x",
+        "--set",
+        "source.trcks=30",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        concat!(
+            "error: --set: no stage named `sorce`; did you mean `source`?\n",
+            " --> --set argument\n  |\n  | sorce.tracks=30\n  | ^^^^^\n",
+            "error: --set source.seed=x: `x` is not a TOML value (quote text: source.seed=\"...\")\n",
+            " --> --set argument\n  |\n  | source.seed=x\n  |             ^\n",
+            "error: stage `source`: unknown key `trcks`; did you mean `tracks`?\n",
+            " --> --set argument\n  |\n  | source.trcks=30\n  |        ^^^^^\n",
+            "3 configuration errors\n"
+        )
+    );
+}

@@ -37,11 +37,12 @@ fn main() -> Result<()> {
             }
             Ok(())
         }
-        Some("models") => models(Path::new(
-            args.get(1).map_or("pipeline.full.toml", String::as_str),
-        )),
+        Some("models") => models(
+            Path::new(args.get(1).map_or("pipeline.toml", String::as_str)),
+            args.get(2).map_or(Ok(106_574), |s| s.parse())?,
+        ),
         _ => bail!(
-            "usage: pipeline-bench hash [SIZE_MB] | noop [CONFIG] [RUNS] | ingest [TRACKS] | knn [QUERIES] [POINTS] | nn | models [CONFIG]"
+            "usage: pipeline-bench hash [SIZE_MB] | noop [CONFIG] [RUNS] | ingest [TRACKS] | knn [QUERIES] [POINTS] | nn | models [CONFIG] [TRACKS]"
         ),
     }
 }
@@ -147,14 +148,16 @@ fn ingest(tracks: usize) -> Result<()> {
     Ok(())
 }
 
-/// The pca, lsi and lda stages of `config` (full scale by default), each rerun three times
+/// The pca, lsi and lda stages of `config` with `--set source.tracks=TRACKS` (full scale by
+/// default), each rerun three times
 /// (median of the stage seconds the engine reports, which include reading the inputs and
 /// writing the outputs), then the Python peers on the same files when they are installed.
-fn models(config: &Path) -> Result<()> {
+fn models(config: &Path, tracks: usize) -> Result<()> {
     let binary = pipeline_binary();
+    let scale = format!("source.tracks={tracks}");
     let stages = ["pca", "lsi", "lda"];
     let prepared = Command::new(&binary)
-        .args(["run", "-q", "--config"])
+        .args(["run", "-q", "--set", &scale, "--config"])
         .arg(config)
         .args(stages)
         .status()
@@ -166,7 +169,9 @@ fn models(config: &Path) -> Result<()> {
         let mut times = Vec::new();
         for _ in 0..3 {
             let out = Command::new(&binary)
-                .args(["run", "-q", "--force", "--json", "--config"])
+                .args([
+                    "run", "-q", "--force", "--json", "--set", &scale, "--config",
+                ])
                 .arg(config)
                 .arg(stage)
                 .output()?;

@@ -25,7 +25,7 @@ pub struct AutoencoderParams {
     /// Tracks per Adam step.
     pub batch: usize,
     /// Adam's learning rate.
-    pub learning_rate: f32,
+    pub learning_rate: f64,
     /// Share of tracks held out for R^2.
     pub holdout: f64,
     /// Seed.
@@ -127,7 +127,7 @@ impl Stage for Autoencoder {
         let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
         let mut net = Mlp::new(&sizes, 0.0, false, &mut rng);
         let (train, held) = training::split(f.track_ids.len(), p.holdout, p.seed ^ 0x5917);
-        let training = Training::new(p.epochs, p.batch, p.learning_rate, p.seed);
+        let training = Training::new(p.epochs, p.batch, p.learning_rate as f32, p.seed);
         let curves = training::train(
             &mut net,
             io.stage,

@@ -30,13 +30,13 @@ pub struct ClassifierParams {
     /// Hidden layer sizes.
     pub hidden: Vec<usize>,
     /// Dropout after each hidden layer.
-    pub dropout: f32,
+    pub dropout: f64,
     /// Passes over the training tracks.
     pub epochs: usize,
     /// Tracks per Adam step.
     pub batch: usize,
     /// Adam's learning rate.
-    pub learning_rate: f32,
+    pub learning_rate: f64,
     /// Share of tracks held out for evaluation.
     pub holdout: f64,
     /// Seed of initialisation, split, shuffling and dropout.
@@ -191,8 +191,8 @@ fn fit_and_score(
     let mut sizes = vec![x_width];
     sizes.extend(&p.hidden);
     sizes.push(data.y_width);
-    let mut head = Mlp::new(&sizes, p.dropout, false, &mut rng);
-    let training = Training::new(p.epochs, p.batch, p.learning_rate, p.seed);
+    let mut head = Mlp::new(&sizes, p.dropout as f32, false, &mut rng);
+    let training = Training::new(p.epochs, p.batch, p.learning_rate as f32, p.seed);
     let curves = training::train(
         &mut head,
         io.stage,

@@ -297,7 +297,7 @@ pub fn architecture(net: &Mlp) -> Value {
     Value::Array(
         net.layers
             .iter()
-            .map(|l| json!({"in": l.n_in, "out": l.n_out, "activation": if l.relu { "relu" } else { "linear" }, "dropout": l.dropout}))
+            .map(|l| json!({"in": l.n_in, "out": l.n_out, "activation": if l.relu { "relu" } else { "linear" }, "dropout": shortest(l.dropout)}))
             .collect(),
     )
 }
@@ -519,4 +519,10 @@ pub fn write_evaluation(
         m.extend(x);
     }
     crate::io::metrics::write_metrics(&dir.join("metrics.json"), &metrics)
+}
+
+/// An f32 as the f64 its shortest decimal form reads (`0.2`, not `0.20000000298023224`), for
+/// metadata people read.
+fn shortest(value: f32) -> f64 {
+    value.to_string().parse().unwrap_or(f64::from(value))
 }
