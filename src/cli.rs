@@ -160,6 +160,26 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show what each stage takes on disk: its cached results and its published outputs.
+    Du {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the first rows of a Parquet output as a table.
+    Show {
+        /// The output, as `STAGE:OUTPUT` (`ingest:tracks`).
+        output: String,
+        /// How many rows.
+        #[arg(long, default_value_t = 10, value_name = "N")]
+        head: usize,
+        /// Which columns, comma-separated (default: the first few).
+        #[arg(long, value_delimiter = ',', value_name = "COLUMNS")]
+        columns: Vec<String>,
+        /// Print the rows as a JSON array of objects.
+        #[arg(long)]
+        json: bool,
+    },
     /// Validate the pipeline file and exit.
     Check,
     /// Print a new key pair for signing pushed results (`[cache] trusted_keys`,
@@ -196,6 +216,9 @@ pub enum Command {
         /// The metrics file (default: the evaluate stage's published `metrics.json`).
         #[arg(long, value_name = "FILE")]
         file: Option<PathBuf>,
+        /// Every value, not only each model stage's headline figures.
+        #[arg(long)]
+        all: bool,
     },
 }
 
@@ -211,7 +234,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<Exit> {
                 print_out(&inspection.render())
             }
         }
-        Command::Metrics { diff, file } => {
+        Command::Metrics { diff, file, all } => {
             let file = match file {
                 Some(file) => file,
                 None => {
@@ -224,14 +247,20 @@ pub fn execute(cli: Cli) -> anyhow::Result<Exit> {
                     config.outputs_dir.join(stage).join("metrics.json")
                 }
             };
-            let this = crate::metrics_view::flatten(&crate::metrics_view::load(&file)?);
-            match diff {
-                Some(other) => {
-                    let other = crate::metrics_view::flatten(&crate::metrics_view::load(&other)?);
-                    print_out(&crate::metrics_view::render_diff(&this, &other))
+            use crate::metrics_view as view;
+            let this = view::load(&file)?;
+            let other = diff.map(|path| view::load(&path)).transpose()?;
+            let text = match (all, other) {
+                (true, Some(other)) => {
+                    view::render_diff(&view::flatten(&this), &view::flatten(&other))
                 }
-                None => print_out(&crate::metrics_view::render(&this)),
-            }
+                (true, None) => view::render(&view::flatten(&this)),
+                (false, Some(other)) => {
+                    view::render_summary_diff(&view::headlines(&this), &view::headlines(&other))
+                }
+                (false, None) => view::render_summary(&view::headlines(&this)),
+            };
+            print_out(&text)
         }
         Command::Verify { repair, json } => {
             let config = load(&cli.config, &cli.set, &registry)?;
@@ -244,6 +273,33 @@ pub fn execute(cli: Cli) -> anyhow::Result<Exit> {
         } => {
             let config = load(&cli.config, &cli.set, &registry)?;
             gc(config, dry_run, &keep_lock, json)
+        }
+        Command::Show {
+            output,
+            head,
+            columns,
+            json,
+        } => {
+            let config = load(&cli.config, &cli.set, &registry)?;
+            let path = output_path(&config, &output)?;
+            let preview = crate::show::preview(&path, head, &columns)?;
+            if json {
+                print_out(&format!(
+                    "{}\n",
+                    serde_json::to_string_pretty(&preview.to_json())?
+                ))
+            } else {
+                print_out(&preview.render())
+            }
+        }
+        Command::Du { json } => {
+            let project = Project::open(load(&cli.config, &cli.set, &registry)?);
+            let usage = crate::du::measure(&project);
+            if json {
+                print_out(&format!("{}\n", serde_json::to_string_pretty(&usage)?))
+            } else {
+                print_out(&usage.render())
+            }
         }
         Command::Keygen => {
             let identity = crate::signing::SigningIdentity::generate()
@@ -320,6 +376,60 @@ fn lock_project(config: Config) -> anyhow::Result<(RunLock, Project)> {
     let project = Project::open(config);
     publish::clean_leftovers(&project.cache, &project.config.outputs_dir);
     Ok((lock, project))
+}
+
+/// The published file of `STAGE:OUTPUT`, which must be a Parquet output.
+fn output_path(config: &Config, reference: &str) -> Result<PathBuf, UsageError> {
+    let not_a_table = |message: String| UsageError::NotATable { message };
+    let (stage_name, output) = reference.split_once(':').ok_or_else(|| {
+        not_a_table(format!(
+            "`{reference}` is not STAGE:OUTPUT (e.g. ingest:tracks)"
+        ))
+    })?;
+    let stage = config
+        .stages
+        .iter()
+        .find(|s| s.id.as_str() == stage_name)
+        .ok_or_else(|| UsageError::UnknownStage {
+            name: stage_name.to_owned(),
+            config: config.file.display().to_string(),
+            suggestion: suggest(stage_name, config.stage_names()),
+        })?;
+    let spec = stage
+        .outputs
+        .iter()
+        .find(|o| o.name == output)
+        .ok_or_else(|| {
+            let names: Vec<&str> = stage.outputs.iter().map(|o| o.name.as_str()).collect();
+            not_a_table(format!(
+                "stage `{stage_name}` has no output `{output}`{} (it writes: {})",
+                suggest(output, names.iter().copied())
+                    .map(|s| format!("; did you mean `{s}`?"))
+                    .unwrap_or_default(),
+                names.join(", ")
+            ))
+        })?;
+    if !spec.file.ends_with(".parquet") {
+        return Err(not_a_table(format!(
+            "`{reference}` is `{}`, not a Parquet table",
+            spec.file
+        )));
+    }
+    let path = match &stage.external_outputs {
+        Some(files) => files
+            .iter()
+            .find(|(name, _)| name == output)
+            .map(|(_, p)| p.clone())
+            .ok_or_else(|| not_a_table(format!("`{reference}` names no file")))?,
+        None => config.outputs_dir.join(stage.id.as_str()).join(&spec.file),
+    };
+    if !path.is_file() {
+        return Err(not_a_table(format!(
+            "`{}` is not there yet: run `pipeline run {stage_name}` first",
+            config.relative(&path)
+        )));
+    }
+    Ok(path)
 }
 
 fn verify(config: Config, repair: bool, json: bool) -> anyhow::Result<Exit> {

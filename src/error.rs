@@ -44,6 +44,22 @@ pub enum UsageError {
     /// A command needs a remote cache and none is configured.
     #[error("no remote cache: pass --remote URL, set PIPELINE_REMOTE, or set `remote` in [cache]")]
     NoRemote,
+    /// `show` was asked for a column the table does not have.
+    #[error("`{path}` has no column `{column}`{}", suggestion.as_ref().map(|s| format!("; did you mean `{s}`?")).unwrap_or_default())]
+    UnknownColumn {
+        /// The column as given.
+        column: String,
+        /// The file.
+        path: String,
+        /// The closest column name.
+        suggestion: Option<String>,
+    },
+    /// `show` was given something that is not `STAGE:OUTPUT` of a Parquet output.
+    #[error("{message}")]
+    NotATable {
+        /// What is wrong.
+        message: String,
+    },
     /// `inspect` was given a file it cannot read as Parquet.
     #[error("cannot read `{path}` as Parquet: {message}")]
     NotParquet {

@@ -294,3 +294,48 @@ fn set_overrides_a_parameter_for_one_command_and_status_agrees() {
         "classifier  stale: param `dropout` changed: 0.2 -> 0.3\n"
     );
 }
+
+#[test]
+fn show_prints_the_first_rows_and_du_the_footprint() {
+    let p = Project::new(SMALL);
+    assert!(p.pipeline(&["run"]).status.success());
+    let out = p.pipeline(&[
+        "show",
+        "ingest:genres",
+        "--head",
+        "2",
+        "--columns",
+        "genre_id,title,parent",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "genre_id  title          parent\n1         Avant-Garde    38\n2         International  0\n(2 of 163 rows; 2 more columns, choose with --columns)\n"
+    );
+    let out = p.pipeline(&["show", "ingest:genres", "--head", "1", "--json"]);
+    let rows: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        rows,
+        serde_json::json!([{"genre_id": 1, "#tracks": 4, "parent": 38, "title": "Avant-Garde", "top_level": 38}])
+    );
+    let out = p.pipeline(&["show", "ingest:genres", "--columns", "titel"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        "error: `outputs/ingest/genres.parquet` has no column `titel`; did you mean `title`?\n"
+    );
+    let out = p.pipeline(&["show", "source:genres"]);
+    assert_eq!(
+        stderr(&out),
+        "error: `source:genres` is `genres.csv`, not a Parquet table\n"
+    );
+
+    let out = p.pipeline(&["du", "--json"]);
+    let usage: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(usage["stages"][1]["stage"], "ingest");
+    assert_eq!(usage["stages"][1]["cached_results"], 1);
+    assert!(usage["stages"][1]["output_bytes"].as_u64().unwrap() > 10_000);
+    assert_eq!(usage["collectable_bytes"], 0);
+    assert!(stdout(&p.pipeline(&["du"]))
+        .starts_with("stage   results       cache     outputs\nsource        1"));
+}
