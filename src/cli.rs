@@ -530,14 +530,21 @@ fn run_locked(
     let cancel = Arc::new(AtomicBool::new(false));
     install_interrupt_handler(&cancel);
     let (_lock, mut project) = lock_project(config)?;
+    let view = crate::live_view::LiveView::on_terminal();
     let options = RunOptions {
         targets: targets.to_vec(),
         force,
         jobs,
         cancel: cancel.clone(),
         restore_only,
+        observer: view
+            .clone()
+            .map(|v| runner::Observer(v as Arc<dyn runner::RunObserver>)),
     };
     let mut report = runner::run(&mut project, &options, remote);
+    if let Some(view) = &view {
+        view.close();
+    }
     if let Some(bytes) = project.stat_cache.to_json_if_changed() {
         // Only a hint: losing it costs a rehash, never a wrong result.
         let _ = publish::write_atomic(&project.cache.stat_cache_path(), &bytes);

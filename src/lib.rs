@@ -20,6 +20,7 @@ pub mod error;
 pub(crate) mod fingerprint;
 pub(crate) mod gc;
 pub(crate) mod inspect;
+pub mod live_view;
 pub mod lockfile;
 pub mod logging;
 pub mod manifest;

@@ -20,6 +20,9 @@ pub struct LockEntry {
     pub components: StageKey,
     /// Outputs by name.
     pub outputs: BTreeMap<String, OutputRecord>,
+    /// How long the result took to compute, in seconds (the live view's estimate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<f64>,
 }
 
 /// The whole lock file.

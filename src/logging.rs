@@ -16,7 +16,7 @@ pub fn init(verbose: u8, quiet: bool) {
         .unwrap_or_else(|_| EnvFilter::new(format!("warn,pipeline={default},stages={default}")));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| crate::live_view::LogWriter)
         .with_target(false)
         .without_time()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

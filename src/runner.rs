@@ -165,6 +165,28 @@ pub struct RunReport {
     pub error: Option<String>,
 }
 
+/// Who is told what the run does as it does it (the live view on a terminal).
+pub trait RunObserver: Send + Sync {
+    /// The run will settle `stages` stages.
+    fn planned(&self, _stages: usize) {}
+    /// `stage` started computing; it took `estimate` seconds last time.
+    fn started(&self, _stage: &str, _estimate: Option<f64>) {}
+    /// `stage` reported progress: a message and the share done, 0 to 1.
+    fn progress(&self, _stage: &str, _message: &str, _done: f64) {}
+    /// `stage` ended with `outcome`.
+    fn settled(&self, _stage: &str, _outcome: Outcome) {}
+}
+
+/// A shared observer.
+#[derive(Clone)]
+pub struct Observer(pub Arc<dyn RunObserver>);
+
+impl std::fmt::Debug for Observer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Observer")
+    }
+}
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -178,6 +200,8 @@ pub struct RunOptions {
     pub cancel: Arc<AtomicBool>,
     /// Only restore (from the local or remote cache); never compute (`pipeline pull`).
     pub restore_only: bool,
+    /// Told of every start, progress report and outcome.
+    pub observer: Option<Observer>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -252,6 +276,9 @@ impl<'a> Scheduler<'a> {
             .collect();
         let states = order.iter().map(|&i| (i, State::Pending)).collect();
         let (tx, rx) = mpsc::channel();
+        if let Some(observer) = &options.observer {
+            observer.0.planned(order.len());
+        }
         Self {
             project,
             options,
@@ -351,6 +378,9 @@ impl<'a> Scheduler<'a> {
                 }
             }
         };
+        if let Some(observer) = &self.options.observer {
+            observer.0.settled(&row.stage, row.outcome);
+        }
         self.states.insert(index, State::Done(row.outcome));
         self.outcomes.insert(index, row);
     }
@@ -604,7 +634,7 @@ impl<'a> Scheduler<'a> {
             index,
             &evaluation,
             &self.done,
-            &self.options.cancel,
+            (&self.options.cancel, self.options.observer.clone()),
             self.tx.clone(),
         ) {
             Ok(()) => {
@@ -720,7 +750,7 @@ fn start(
     index: usize,
     evaluation: &Evaluation,
     done: &BTreeMap<usize, Evaluation>,
-    cancel: &Arc<AtomicBool>,
+    (cancel, observer): (&Arc<AtomicBool>, Option<Observer>),
     tx: mpsc::Sender<Finished>,
 ) -> Result<(), StageError> {
     let stage = &project.config.stages[index];
@@ -742,10 +772,23 @@ fn start(
     let cancel = cancel.clone();
     let reasons: Vec<String> = evaluation.reasons.iter().map(ToString::to_string).collect();
     tracing::info!("{name}: running ({})", reasons.join("; "));
+    if let Some(observer) = &observer {
+        let estimate = project
+            .lockfile
+            .stages
+            .get(name.as_str())
+            .and_then(|e| e.seconds);
+        observer.0.started(&name, estimate);
+    }
     std::thread::Builder::new()
         .name(format!("stage-{name}"))
         .spawn(move || {
             let started = Instant::now();
+            let report = |message: &str, done: f64| {
+                if let Some(observer) = &observer {
+                    observer.0.progress(&name, message, done);
+                }
+            };
             let io = StageIo {
                 stage: &name,
                 inputs: &inputs,
@@ -753,6 +796,7 @@ fn start(
                 out_dir: staging.path(),
                 provenance: &provenance,
                 cancel: &cancel,
+                progress: &report,
             };
             let result =
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| kind.run(&params, &io)));
@@ -840,12 +884,18 @@ fn record_lock(
         Some(m) => m.outputs.clone(),
         None => external_records(project, evaluation),
     };
+    // Tenths of a second: enough for an estimate, and a rerun as fast as the last one
+    // leaves the lock file unchanged.
+    let seconds = evaluation
+        .manifest()
+        .map(|m| (m.seconds * 10.0).round() / 10.0);
     Some((
         stage.id.0.clone(),
         LockEntry {
             key,
             components,
             outputs,
+            seconds,
         },
     ))
 }

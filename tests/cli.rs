@@ -339,3 +339,32 @@ fn show_prints_the_first_rows_and_du_the_footprint() {
     assert!(stdout(&p.pipeline(&["du"]))
         .starts_with("stage   results       cache     outputs\nsource        1"));
 }
+
+#[test]
+fn on_a_terminal_the_run_draws_a_live_view_and_in_ci_plain_lines() {
+    let p = Project::new(&SMALL.replace("tracks = 60", "tracks = 3000"));
+    // `script` gives the run a terminal; what it drew lands in the typescript.
+    let typescript = p.file("typescript");
+    let command = format!("{} run", env!("CARGO_BIN_EXE_pipeline"));
+    let out = std::process::Command::new("script")
+        .args(["-qefc", &command])
+        .arg(&typescript)
+        .current_dir(p.path())
+        .output()
+        .expect("script(1) from util-linux runs the pipeline on a pseudo-terminal");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let drawn = String::from_utf8_lossy(&std::fs::read(&typescript).unwrap()).into_owned();
+    assert!(drawn.contains("finished 0 of 2, running"), "{drawn}");
+    assert!(drawn.contains("no estimate yet"), "{drawn}");
+    // Not a terminal: no bars, only log lines.
+    let plain = p.pipeline(&["run", "--force"]);
+    let err = stderr(&plain);
+    assert!(!err.contains("finished 0 of"), "{err}");
+    assert!(
+        err.contains("INFO source: running (forced (--force))"),
+        "{err}"
+    );
+    // The lock now holds the durations the next live view estimates from.
+    let lock: Value = serde_json::from_str(&p.read("pipeline.lock")).unwrap();
+    assert!(lock["stages"]["ingest"]["seconds"].is_number(), "{lock}");
+}

@@ -57,6 +57,7 @@ fn run_all(dir: &Path, registry: &Registry, jobs: usize) -> RunReport {
             jobs,
             cancel: Arc::new(AtomicBool::new(false)),
             restore_only: false,
+            observer: None,
         },
         None,
     );

@@ -113,6 +113,10 @@ pub struct StageIo<'a> {
     pub provenance: &'a [(String, String)],
     /// Set when the user asked the run to stop.
     pub cancel: &'a AtomicBool,
+    /// Where a long stage reports how far it is: a short message (`epoch 3/20 loss 0.024`)
+    /// and the share done, 0 to 1. The engine draws it (or not); stages never write to the
+    /// terminal themselves.
+    pub progress: &'a (dyn Fn(&str, f64) + Sync),
 }
 
 impl StageIo<'_> {
@@ -127,6 +131,11 @@ impl StageIo<'_> {
             .get(index)
             .map(PathBuf::as_path)
             .ok_or(Error::MissingInput { slot })
+    }
+
+    /// Reports progress (see [`StageIo::progress`]).
+    pub fn report(&self, message: &str, done: f64) {
+        (self.progress)(message, done.clamp(0.0, 1.0));
     }
 
     /// Returns `Err(Error::Cancelled)` once the user has interrupted the run.

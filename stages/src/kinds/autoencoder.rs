@@ -130,11 +130,10 @@ impl Stage for Autoencoder {
         let training = Training::new(p.epochs, p.batch, p.learning_rate as f32, p.seed);
         let curves = training::train(
             &mut net,
-            io.stage,
+            io,
             (&x, width, &x, width),
             (&train, &held),
             training,
-            &|| io.check_cancelled(),
         )?;
         let recon = training::predict(&mut net, &x, width, &held);
         let truth: Vec<f32> = held

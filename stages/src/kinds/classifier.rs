@@ -195,11 +195,10 @@ fn fit_and_score(
     let training = Training::new(p.epochs, p.batch, p.learning_rate as f32, p.seed);
     let curves = training::train(
         &mut head,
-        io.stage,
+        io,
         (&x, x_width, &data.y, data.y_width),
         (&train, &held),
         training,
-        &|| io.check_cancelled(),
     )?;
     let outputs = training::predict(&mut head, &x, x_width, &held);
     let truth: Vec<f32> = held

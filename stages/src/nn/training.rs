@@ -16,6 +16,7 @@ use crate::error::Result;
 use crate::io::chart::{line_chart, Series};
 use crate::io::parquet::write_table;
 use crate::io::safetensors::{self, Tensor};
+use crate::kind::StageIo;
 use crate::nn::layers::{bce_with_logits, sigmoid, Adam, Mlp};
 
 /// Training settings shared by the networks.
@@ -67,58 +68,6 @@ fn gather(data: &[f32], width: usize, rows: &[usize]) -> Vec<f32> {
     out
 }
 
-/// A progress bar for one epoch on stderr, drawn only when stderr is a terminal (CI logs
-/// get the per-epoch log line alone).
-struct Progress<'a> {
-    stage: &'a str,
-    epoch: usize,
-    epochs: usize,
-    total: usize,
-    done: usize,
-    drawn: usize,
-    terminal: bool,
-}
-
-impl<'a> Progress<'a> {
-    fn new(stage: &'a str, epoch: usize, epochs: usize, total: usize) -> Self {
-        let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
-        Self {
-            stage,
-            epoch,
-            epochs,
-            total: total.max(1),
-            done: 0,
-            drawn: 0,
-            terminal,
-        }
-    }
-
-    fn advance(&mut self, n: usize, loss_sum: f64) {
-        self.done += n;
-        let percent = self.done * 100 / self.total;
-        if !self.terminal || percent == self.drawn {
-            return;
-        }
-        self.drawn = percent;
-        let filled = percent * 30 / 100;
-        eprint!(
-            "\r{} epoch {}/{} [{}{}] {percent:3}% loss {:.5}",
-            self.stage,
-            self.epoch,
-            self.epochs,
-            "#".repeat(filled),
-            ".".repeat(30 - filled),
-            loss_sum / self.done as f64
-        );
-    }
-
-    fn finish(&self) {
-        if self.terminal {
-            eprint!("\r{}\r", " ".repeat(80));
-        }
-    }
-}
-
 /// Mean loss of `net` (no dropout) on `rows`.
 pub fn evaluate_loss(
     net: &mut Mlp,
@@ -140,12 +89,12 @@ pub fn evaluate_loss(
 /// Trains `net` to map `x` rows to `y` rows; returns the loss curves.
 pub fn train(
     net: &mut Mlp,
-    stage: &str,
+    io: &StageIo<'_>,
     data: (&[f32], usize, &[f32], usize),
     rows: (&[usize], &[usize]),
     t: Training,
-    cancelled: &dyn Fn() -> Result<()>,
 ) -> Result<Curves> {
+    let stage = io.stage;
     let (x, xw, y, yw) = data;
     let (train_rows, held_rows) = rows;
     let mut rng = ChaCha8Rng::seed_from_u64(t.seed);
@@ -154,11 +103,12 @@ pub fn train(
     let started = std::time::Instant::now();
     let mut samples = 0usize;
     for epoch in 0..t.epochs {
-        cancelled()?;
+        io.check_cancelled()?;
         let mut order = train_rows.to_vec();
         order.shuffle(&mut rng);
         let mut total = 0.0f64;
-        let mut bar = Progress::new(stage, epoch + 1, t.epochs, order.len());
+        let mut done = 0usize;
+        let mut reported = 0usize;
         for chunk in order.chunks(t.batch) {
             let out = net.forward(&gather(x, xw, chunk), chunk.len(), Some(&mut rng));
             let (loss, grad) = bce_with_logits(&out, &gather(y, yw, chunk));
@@ -166,9 +116,22 @@ pub fn train(
             net.update(adam);
             total += f64::from(loss) * chunk.len() as f64;
             samples += chunk.len();
-            bar.advance(chunk.len(), total);
+            done += chunk.len();
+            // About a hundred reports an epoch, whatever the batch size.
+            let percent = done * 100 / order.len().max(1);
+            if percent != reported {
+                reported = percent;
+                io.report(
+                    &format!(
+                        "epoch {}/{} loss {:.5}",
+                        epoch + 1,
+                        t.epochs,
+                        total / done as f64
+                    ),
+                    (epoch as f64 + done as f64 / order.len().max(1) as f64) / t.epochs as f64,
+                );
+            }
         }
-        bar.finish();
         let train_loss = (total / order.len().max(1) as f64) as f32;
         let held_loss = evaluate_loss(net, x, xw, y, yw, held_rows, t.batch);
         tracing::info!(
