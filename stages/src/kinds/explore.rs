@@ -116,9 +116,19 @@ impl Stage for Explore {
             ],
             io.provenance,
         )?;
+        // A genre of the taxonomy that no track has is named as such: a bar of length zero
+        // reads as a drawing error.
         let pick = |idx: &[usize]| -> (Vec<String>, Vec<f64>) {
             (
-                idx.iter().map(|&i| names[i].to_owned()).collect(),
+                idx.iter()
+                    .map(|&i| {
+                        if sorted[i] == 0 {
+                            format!("{} (no tracks)", names[i])
+                        } else {
+                            names[i].to_owned()
+                        }
+                    })
+                    .collect(),
                 idx.iter().map(|&i| sorted[i] as f64).collect(),
             )
         };

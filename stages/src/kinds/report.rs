@@ -52,6 +52,7 @@ impl Stage for Report {
     fn run(params: &Self::Params, io: &StageIo<'_>) -> Result<()> {
         let stages = gather(io)?;
         let mut page = Page::default();
+        findings(&mut page, &stages);
         // Sections in the order of the analysis, whatever order the inputs came in.
         let order = [
             "explore",
@@ -231,7 +232,11 @@ fn explore(page: &mut Page, name: &str, r: &StageResults) -> Result<()> {
             ) {
                 for i in 0..batch.num_rows() {
                     let cell = |a: &arrow_array::ArrayRef| arrow_cast_string(a, i);
-                    rows.push(vec![cell(&list), cell(&rank), cell(&genre), cell(&tracks)]);
+                    let mut name = cell(&genre);
+                    if cell(&tracks) == "0" {
+                        name.push_str(" (no tracks in this data)");
+                    }
+                    rows.push(vec![cell(&list), cell(&rank), name, cell(&tracks)]);
                 }
             }
         }
@@ -424,4 +429,108 @@ fn neural(page: &mut Page, name: &str, r: &StageResults) -> Result<()> {
     }
     page.end();
     Ok(())
+}
+
+/// The headline figure of every model stage, beside the original analysis' where it reported
+/// one: "what this run found", at the top of the page.
+fn findings(page: &mut Page, stages: &std::collections::BTreeMap<String, StageResults>) {
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    let f = |v: Option<f64>, digits: usize| {
+        v.map_or_else(|| "-".to_owned(), |v| format!("{v:.digits$}"))
+    };
+    for (name, r) in stages {
+        let Some(m) = &r.metrics else { continue };
+        let num = |k: &str| m[k].as_f64();
+        let at_best = |k: &str| {
+            let best = m["k_best"].as_u64()?;
+            let i = m["k"]
+                .as_array()?
+                .iter()
+                .position(|k| k.as_u64() == Some(best))?;
+            m[k].get(i)?.as_f64()
+        };
+        let link = name.clone();
+        match r.kind() {
+            "pca" => rows.push(vec![
+                link,
+                format!("components for {} of the variance", f(num("threshold"), 2)),
+                f(num("components_for_threshold"), 0),
+                "about 155".into(),
+            ]),
+            "lsi" => rows.push(vec![
+                link,
+                format!(
+                    "topics for {} (squared singular values; the original's method in brackets)",
+                    f(num("threshold"), 2)
+                ),
+                format!(
+                    "{} ({})",
+                    f(num("topics_for_threshold"), 0),
+                    f(num("topics_for_threshold_original_method"), 0)
+                ),
+                "about 70 (original's method)".into(),
+            ]),
+            "lda" => rows.push(vec![
+                link,
+                "per-word bound".into(),
+                f(num("per_word_bound"), 3),
+                "not reported".into(),
+            ]),
+            "knn" => {
+                let split = m["split"].as_str().unwrap_or("random");
+                rows.push(vec![
+                    link.clone(),
+                    format!("best k and its mean Jaccard ({split} split)"),
+                    format!("k = {}: {}", f(num("k_best"), 0), f(num("jaccard_best"), 3)),
+                    "k = 1: about 0.33".into(),
+                ]);
+                rows.push(vec![
+                    link,
+                    "test tracks with at least one genre right".into(),
+                    f(at_best("at_least_one_right"), 3),
+                    "about 0.40".into(),
+                ]);
+            }
+            "classifier" | "encoded_classifier" => {
+                rows.push(vec![
+                    link.clone(),
+                    "best Jaccard (threshold)".into(),
+                    format!(
+                        "{} ({})",
+                        f(num("jaccard_best"), 3),
+                        f(num("threshold_best"), 2)
+                    ),
+                    "approach 2 beats approach 1 and k-NN".into(),
+                ]);
+                rows.push(vec![
+                    link,
+                    "mean per-genre accuracy, precision, recall".into(),
+                    format!(
+                        "{} / {} / {}",
+                        f(num("mean_accuracy"), 3),
+                        f(num("mean_precision_where_defined"), 3),
+                        f(num("mean_recall_where_defined"), 3)
+                    ),
+                    "about 0.98 accuracy; precision and recall mostly under 0.80".into(),
+                ]);
+            }
+            "autoencoder" => rows.push(vec![
+                link,
+                "reconstruction R² on held-out tracks".into(),
+                f(num("r2"), 3),
+                "reported, value not given".into(),
+            ]),
+            _ => {}
+        }
+    }
+    if rows.is_empty() {
+        return;
+    }
+    page.body
+        .push_str("<section id=\"findings\"><h2>What this run found</h2>\n");
+    page.toc
+        .push(("findings".into(), "What this run found".into()));
+    page.paragraph("Each model stage's headline figure, beside what the original analysis reported. Details, figures and the cache key of each result are in its section below.");
+    page.table(&["stage", "figure", "this run", "original analysis"], &rows);
+    page.body.push_str("</section>\n");
 }
