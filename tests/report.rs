@@ -96,7 +96,13 @@ fn the_report_renders_every_figure_offline_and_metrics_diff() {
 
     let metrics = p.pipeline(&["metrics"]);
     assert!(metrics.status.success(), "{}", stderr(&metrics));
-    assert!(stdout(&metrics).contains("knn_full.jaccard_mean[1]"));
+    assert!(
+        stdout(&metrics).contains("\nknn_full            knn                 best k "),
+        "{}",
+        stdout(&metrics)
+    );
+    let all = p.pipeline(&["metrics", "--all"]);
+    assert!(stdout(&all).contains("knn_full.jaccard_mean[1] "));
     let evaluate: serde_json::Value =
         serde_json::from_str(&p.read("outputs/evaluate/metrics.json")).unwrap();
     for stage in ["knn_full", "knn_pca", "knn_topics"] {
@@ -110,10 +116,13 @@ fn the_report_renders_every_figure_offline_and_metrics_diff() {
     let mut other = evaluate.clone();
     other["knn_full"]["k_best"] = serde_json::json!(99);
     p.write("other.json", serde_json::to_string(&other).unwrap());
-    let diff = p.pipeline(&["metrics", "--diff", "other.json"]);
+    let diff = p.pipeline(&["metrics", "--all", "--diff", "other.json"]);
     let text = stdout(&diff);
     assert!(text.contains("knn_full.k_best"), "{text}");
     assert!(text.contains("1 of "), "{text}");
+    let diff = p.pipeline(&["metrics", "--diff", "other.json"]);
+    let text = stdout(&diff);
+    assert!(text.contains("knn_full: best k "), "{text}");
 }
 
 #[test]

@@ -52,7 +52,6 @@ impl Stage for Report {
     fn run(params: &Self::Params, io: &StageIo<'_>) -> Result<()> {
         let stages = gather(io)?;
         let mut page = Page::default();
-        findings(&mut page, &stages);
         // Sections in the order of the analysis, whatever order the inputs came in.
         let order = [
             "explore",
@@ -64,6 +63,7 @@ impl Stage for Report {
             "autoencoder",
             "encoded_classifier",
         ];
+        findings(&mut page, &stages, &order);
         for kind in order {
             for (name, results) in stages.iter().filter(|(_, r)| r.kind() == kind) {
                 match kind {
@@ -433,12 +433,19 @@ fn neural(page: &mut Page, name: &str, r: &StageResults) -> Result<()> {
 
 /// The headline figure of every model stage, beside the original analysis' where it reported
 /// one: "what this run found", at the top of the page.
-fn findings(page: &mut Page, stages: &std::collections::BTreeMap<String, StageResults>) {
+fn findings(
+    page: &mut Page,
+    stages: &std::collections::BTreeMap<String, StageResults>,
+    order: &[&str],
+) {
     let mut rows: Vec<Vec<String>> = Vec::new();
     let f = |v: Option<f64>, digits: usize| {
         v.map_or_else(|| "-".to_owned(), |v| format!("{v:.digits$}"))
     };
-    for (name, r) in stages {
+    let in_order = order
+        .iter()
+        .flat_map(|kind| stages.iter().filter(move |(_, r)| r.kind() == *kind));
+    for (name, r) in in_order {
         let Some(m) = &r.metrics else { continue };
         let num = |k: &str| m[k].as_f64();
         let at_best = |k: &str| {
