@@ -7,6 +7,7 @@
 //!   manifests/KEY.json    one per cached stage result (see manifest.rs)
 //!   tmp/                  private staging folders of running stages
 //!   quarantine/           objects whose bytes did not match their names, moved aside
+//!   logs/STAGE/           stdout.log and stderr.log of the last failed command of STAGE
 //!   stat-cache.json       hashes of files by (size, mtime, ctime, inode)
 //! ```
 //!
@@ -79,6 +80,11 @@ impl Cache {
     /// Where running stages stage their outputs.
     pub fn tmp_dir(&self) -> PathBuf {
         self.dir.join("tmp")
+    }
+
+    /// Where the output of failed commands is kept.
+    pub fn logs_dir(&self) -> PathBuf {
+        self.dir.join("logs")
     }
 
     /// Where objects that failed verification are moved.

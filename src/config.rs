@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
-use stages::kind::{OutputSpec, ParamError, StageKind};
+use stages::kind::{InputInfo, OutputSpec, ParamError, StageKind};
 
 use crate::config_error::{suggest, ConfigError, ConfigErrorKind, ConfigErrors};
 use crate::dag::Dag;
@@ -78,6 +78,11 @@ pub struct StageConfig {
     pub outputs: Vec<OutputSpec>,
     /// For source kinds that stand for files outside the project: output name -> file.
     pub external_outputs: Option<Vec<(String, PathBuf)>>,
+    /// Files whose content is part of the key besides the inputs (a command's scripts), as
+    /// written and as a path.
+    pub code: Vec<(String, PathBuf)>,
+    /// Environment variables whose values are part of the key.
+    pub env: Vec<String>,
 }
 
 impl StageConfig {
@@ -352,6 +357,66 @@ impl Config {
             stage.inputs = resolved;
         }
 
+        // Checks a kind makes against its inputs before any work (a command's placeholders, a
+        // query's tables and columns), with whatever input files exist already.
+        let outputs_root = outputs_dir
+            .clone()
+            .unwrap_or_else(|| under_root(&root, "outputs"));
+        for stage in &parsed {
+            let infos: Vec<InputInfo> = stage
+                .inputs
+                .iter()
+                .map(|input| match input {
+                    InputRef::File { display, path } => InputInfo {
+                        name: display.clone(),
+                        path: Some(path.clone()),
+                    },
+                    InputRef::Upstream { stage: up, output } => {
+                        let upstream = parsed.iter().find(|s| &s.id == up);
+                        let path = upstream.and_then(|u| match &u.external_outputs {
+                            Some(files) => files
+                                .iter()
+                                .find(|(name, _)| name == output)
+                                .map(|(_, p)| p.clone()),
+                            None => u
+                                .outputs
+                                .iter()
+                                .find(|o| &o.name == output)
+                                .map(|o| outputs_root.join(up.as_str()).join(&o.file)),
+                        });
+                        InputInfo {
+                            name: input.to_string(),
+                            path: path.filter(|p| p.is_file()),
+                        }
+                    }
+                })
+                .collect();
+            if let Err(err) = stage.kind.check(&stage.params, &infos) {
+                let table = declared
+                    .iter()
+                    .find(|(n, _)| n.get_ref() == stage.id.as_str())
+                    .map(|(n, t)| (n.span(), t.get_ref()));
+                let (key, message) = match err {
+                    ParamError::Invalid { key, message } => (key, message),
+                    ParamError::Missing { key } => (key, "is required".into()),
+                    ParamError::Unknown { key, .. } => (key, "is not a parameter".into()),
+                };
+                let span = table.map(|(header, t)| {
+                    t.iter()
+                        .find(|(k, _)| k.get_ref() == &key)
+                        .map_or(header, |(_, v)| v.span())
+                });
+                errors.push(
+                    span.map(Span::new),
+                    ConfigErrorKind::InvalidParam {
+                        stage: stage.id.0.clone(),
+                        key,
+                        message,
+                    },
+                );
+            }
+        }
+
         let dag = match Dag::build(&parsed) {
             Ok(dag) => dag,
             Err(path) => {
@@ -608,6 +673,16 @@ fn parse_stage(
             }
         }
     }
+    let mut code = Vec::new();
+    for file in kind.code_files(&params) {
+        let path = under_root(root, &file);
+        if let Some(problem) = not_a_file(stage, &path, &file) {
+            let span = spans.get("code").map_or(header.clone(), |(_, v)| v.clone());
+            errors.push(Some(Span::new(span)), problem);
+        }
+        code.push((file, path));
+    }
+    let env = kind.env_vars(&params);
     Some((
         StageConfig {
             id: StageId(stage.to_owned()),
@@ -616,6 +691,8 @@ fn parse_stage(
             inputs: Vec::new(),
             outputs,
             external_outputs,
+            code,
+            env,
         },
         inputs,
     ))

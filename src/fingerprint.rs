@@ -9,6 +9,8 @@
 //! | `kind`           | `kind = "..."`                           | different computation                 |
 //! | `code_version`   | blake3 of every file in `stages/src` that the kind's module transitively imports (derived from the module graph by `stages/build.rs`), of the name and version of every third-party crate the `stages` crate depends on (from `Cargo.lock`), and of the `stages` crate version | editing a file reruns exactly the kinds that use it and their dependents; a faer or parquet upgrade reruns every kind |
 //! | `params`         | the kind's parameters, defaults filled in, keys sorted | a default written out or left implicit gives the same key |
+//! | `code`           | per code file of the stage (a `command`'s `code = [...]`), its path and content hash; absent for kinds without code files | editing a script reruns the stage, touching it does not |
+//! | `env`            | per declared variable (`env = [...]`), a blake3 of its value (`unset` when unset); absent when none | the value decides the result; a hash, so a secret never lands in a manifest or `pipeline.lock` |
 //! | `inputs`         | per input, in order: its name and the *content* hash of its bytes (for an upstream output, the hash recorded in the upstream's manifest; for a Parquet file, without its `pipeline.*` provenance) | any change of data reruns; an upstream that reruns and writes identical data does not rerun its dependents (early cutoff) |
 //!
 //! # Deliberately left out
@@ -64,6 +66,30 @@ pub(crate) fn compare(old: &StageKey, new: &StageKey) -> Vec<StaleReason> {
         });
     }
     compare_params(&old.params, &new.params, &mut reasons);
+    let names = |c: &[crate::stage_key::KeyInput]| -> Vec<String> {
+        c.iter().map(|i| i.name.clone()).collect()
+    };
+    if names(&old.code) != names(&new.code) {
+        reasons.push(StaleReason::CodeFilesChanged {
+            old: names(&old.code),
+            new: names(&new.code),
+        });
+    } else {
+        for (o, n) in old.code.iter().zip(&new.code) {
+            if o.hash != n.hash {
+                reasons.push(StaleReason::CodeFileChanged {
+                    path: n.name.clone(),
+                });
+            }
+        }
+    }
+    let env_names: std::collections::BTreeSet<&String> =
+        old.env.keys().chain(new.env.keys()).collect();
+    for name in env_names {
+        if old.env.get(name) != new.env.get(name) {
+            reasons.push(StaleReason::EnvChanged { name: name.clone() });
+        }
+    }
     let old_names: Vec<String> = old.inputs.iter().map(|i| i.name.clone()).collect();
     let new_names: Vec<String> = new.inputs.iter().map(|i| i.name.clone()).collect();
     if old_names != new_names {
@@ -124,6 +150,8 @@ mod tests {
                 name: "up:out".into(),
                 hash: ContentHash::of(input),
             }],
+            code: vec![],
+            env: Default::default(),
         }
     }
 

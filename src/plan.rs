@@ -237,8 +237,24 @@ impl Project {
         self.config.outputs_dir.join(stage.id.as_str())
     }
 
-    /// The key components of `stage` given its inputs' hashes.
-    fn stage_key(&self, stage: &StageConfig, inputs: Vec<KeyInput>) -> StageKey {
+    /// The key components of `stage` given its inputs' and code files' hashes.
+    fn stage_key(
+        &self,
+        stage: &StageConfig,
+        inputs: Vec<KeyInput>,
+        code: Vec<KeyInput>,
+    ) -> StageKey {
+        let env = stage
+            .env
+            .iter()
+            .map(|name| {
+                let value = std::env::var_os(name).map_or_else(
+                    || "unset".to_owned(),
+                    |v| blake3::hash(v.as_encoded_bytes()).to_hex()[..16].to_owned(),
+                );
+                (name.clone(), value)
+            })
+            .collect();
         StageKey {
             format: CACHE_FORMAT,
             stage: stage.id.0.clone(),
@@ -246,6 +262,8 @@ impl Project {
             code_version: stage.kind.code_version(),
             params: stage.params.clone(),
             inputs,
+            code,
+            env,
         }
     }
 
@@ -336,7 +354,24 @@ impl Project {
             external_resolved = Some(resolved);
         }
 
-        let components = self.stage_key(stage, key_inputs);
+        let mut code = Vec::new();
+        for (display, path) in &stage.code {
+            match self.stat_cache.hashes(path) {
+                Ok(hashes) => code.push(KeyInput {
+                    name: display.clone(),
+                    hash: hashes.content,
+                }),
+                Err(_) => {
+                    return blocked(
+                        vec![StaleReason::InputMissing {
+                            path: display.clone(),
+                        }],
+                        None,
+                    )
+                }
+            }
+        }
+        let components = self.stage_key(stage, key_inputs, code);
         let hash = components.hash();
         let recorded = self.lockfile.stages.get(stage.id.as_str());
         let changes = |reasons: &mut Vec<StaleReason>| match recorded {

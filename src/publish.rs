@@ -410,12 +410,27 @@ fn copy_hashing(from: &Path, to: &mut File) -> io::Result<ContentHash> {
     Ok(ContentHash(*hasher.finalize().as_bytes()))
 }
 
-/// Removes what a killed run left behind: staging folders and temporary output files.
-/// Must only be called while holding the run lock.
+/// Keeps the output streams a failed stage left in `staging` (a command's `stdout.log` and
+/// `stderr.log`) under `cache/logs/STAGE/`, replacing the last failure's; returns the folder.
+pub(crate) fn keep_logs(cache: &Cache, stage: &str, staging: &Path) -> Option<PathBuf> {
+    let dir = cache.logs_dir().join(stage);
+    let mut kept = false;
+    for file in stages::kinds::command::LOG_FILES {
+        let source = staging.join(file);
+        if let Ok(bytes) = fs::read(&source) {
+            kept |= write_atomic(&dir.join(file), &bytes).is_ok();
+        }
+    }
+    kept.then_some(dir)
+}
+
+/// Removes what a killed run left behind: staging folders (ending any command still running
+/// from one) and temporary output files. Must only be called while holding the run lock.
 pub(crate) fn clean_leftovers(cache: &Cache, outputs_dir: &Path) {
     if let Ok(entries) = fs::read_dir(cache.tmp_dir()) {
         for entry in entries.flatten() {
             let path = entry.path();
+            stages::kinds::command::end_recorded_group(&path);
             let _ = if path.is_dir() {
                 fs::remove_dir_all(&path)
             } else {

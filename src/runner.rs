@@ -75,10 +75,13 @@ pub enum RestoreSource {
 #[serde(tag = "cause", rename_all = "kebab-case")]
 pub enum StageError {
     /// The computation returned an error.
-    #[error("{message}")]
+    #[error("{message}{}", logs.as_ref().map(|l| format!("\n(its full stdout and stderr are in {l})")).unwrap_or_default())]
     Computation {
         /// The stage's own message.
         message: String,
+        /// Where the output of a failed command was kept.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        logs: Option<String>,
     },
     /// The computation panicked (a defect; the run goes on).
     #[error("stage panicked: {message}")]
@@ -769,6 +772,7 @@ fn start(
     let kind = stage.kind.clone();
     let params = stage.params.clone();
     let name = stage.id.0.clone();
+    let project_dir = project.config.root.clone();
     let cancel = cancel.clone();
     let reasons: Vec<String> = evaluation.reasons.iter().map(ToString::to_string).collect();
     tracing::info!("{name}: running ({})", reasons.join("; "));
@@ -795,6 +799,7 @@ fn start(
                 input_names: &input_names,
                 out_dir: staging.path(),
                 provenance: &provenance,
+                project_dir: &project_dir,
                 cancel: &cancel,
                 progress: &report,
             };
@@ -804,6 +809,7 @@ fn start(
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(err)) => Err(StageError::Computation {
                     message: err.to_string(),
+                    logs: None,
                 }),
                 Err(panic) => Err(StageError::Panicked {
                     message: panic
@@ -833,7 +839,13 @@ fn finish(
     evaluation: Evaluation,
     finished: Finished,
 ) -> Result<Evaluation, StageError> {
-    finished.result?;
+    if let Err(mut error) = finished.result {
+        if let StageError::Computation { logs, .. } = &mut error {
+            *logs = publish::keep_logs(&project.cache, stage.id.as_str(), finished.staging.path())
+                .map(|dir| project.config.relative(&dir));
+        }
+        return Err(error);
+    }
     let publish_error = |e: PublishError| StageError::Publish {
         message: e.to_string(),
     };

@@ -39,6 +39,13 @@ pub struct StageKey {
     pub params: Value,
     /// Inputs in declaration order.
     pub inputs: Vec<KeyInput>,
+    /// Code files (a command's scripts) by path, with their content hashes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub code: Vec<KeyInput>,
+    /// Environment variables by name, with a hash of each value (`unset` when unset), so a
+    /// secret never lands in the manifest or the lock file.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub env: std::collections::BTreeMap<String, String>,
 }
 
 /// The blake3 digest of a [`StageKey`].
@@ -68,7 +75,7 @@ impl StageKey {
             .iter()
             .map(|input| serde_json::json!({"name": input.name, "hash": input.hash.to_hex()}))
             .collect();
-        let value = serde_json::json!({
+        let mut value = serde_json::json!({
             "format": self.format,
             "stage": self.stage,
             "kind": self.kind,
@@ -76,6 +83,17 @@ impl StageKey {
             "params": self.params,
             "inputs": inputs,
         });
+        // Only stages that have them carry these, so every other key is as it was.
+        if !self.code.is_empty() {
+            value["code"] = self
+                .code
+                .iter()
+                .map(|c| serde_json::json!({"name": c.name, "hash": c.hash.to_hex()}))
+                .collect();
+        }
+        if !self.env.is_empty() {
+            value["env"] = serde_json::json!(self.env);
+        }
         let mut out = String::new();
         write_canonical(&value, &mut out);
         out
@@ -135,6 +153,8 @@ mod tests {
             code_version: "abc".into(),
             params: serde_json::json!({"b": 1, "a": {"z": true, "y": [2, 1]}}),
             inputs: vec![],
+            code: vec![],
+            env: Default::default(),
         };
         assert_eq!(
             key.canonical_json(),
@@ -155,6 +175,11 @@ mod tests {
                 name: "a:b".into(),
                 hash: ContentHash::of(b"x"),
             }],
+            code: vec![KeyInput {
+                name: "scripts/x.py".into(),
+                hash: ContentHash::of(b"print(1)"),
+            }],
+            env: [("MY_SETTING".to_owned(), "abc".to_owned())].into(),
             ..key
         };
         let mut derived = String::new();

@@ -90,6 +90,23 @@ pub enum StaleReason {
         /// The path, relative to the project.
         path: String,
     },
+    /// A code file of the stage (a command's script) changed.
+    CodeFileChanged {
+        /// The path, as written.
+        path: String,
+    },
+    /// The list of code files changed.
+    CodeFilesChanged {
+        /// The recorded files.
+        old: Vec<String>,
+        /// The configured files.
+        new: Vec<String>,
+    },
+    /// An environment variable the stage declares changed (its value is never shown).
+    EnvChanged {
+        /// The variable.
+        name: String,
+    },
     /// An object of the cached result is missing or does not match its hash.
     CachedObjectDamaged {
         /// The output it holds.
@@ -142,6 +159,14 @@ impl fmt::Display for StaleReason {
             R::ResultNotCached => write!(f, "result not in the cache (cache cleared?)"),
             R::OutputMissing { path } => write!(f, "output `{path}` is missing"),
             R::OutputModified { path } => write!(f, "output `{path}` was modified"),
+            R::CodeFileChanged { path } => write!(f, "code file {path} changed"),
+            R::CodeFilesChanged { old, new } => write!(
+                f,
+                "code files changed: [{}] -> [{}]",
+                old.join(", "),
+                new.join(", ")
+            ),
+            R::EnvChanged { name } => write!(f, "env `{name}` changed"),
             R::CachedObjectDamaged {
                 output,
                 object,
@@ -281,6 +306,28 @@ mod tests {
                 r#"{"reason":"cached-object-damaged","output":"scores","object":"e2ab01cd9f00","problem":"corrupt"}"#,
             ),
             (
+                StaleReason::CodeFileChanged {
+                    path: "scripts/count.py".into(),
+                },
+                "code file scripts/count.py changed",
+                r#"{"reason":"code-file-changed","path":"scripts/count.py"}"#,
+            ),
+            (
+                StaleReason::CodeFilesChanged {
+                    old: vec![],
+                    new: vec!["a.py".into()],
+                },
+                "code files changed: [] -> [a.py]",
+                r#"{"reason":"code-files-changed","old":[],"new":["a.py"]}"#,
+            ),
+            (
+                StaleReason::EnvChanged {
+                    name: "MY_SETTING".into(),
+                },
+                "env `MY_SETTING` changed",
+                r#"{"reason":"env-changed","name":"MY_SETTING"}"#,
+            ),
+            (
                 StaleReason::CachedOutputsDiffer {
                     path: "cache/manifests/ab.json".into(),
                 },
@@ -298,7 +345,7 @@ mod tests {
         }
     }
 
-    const VARIANTS: usize = 16;
+    const VARIANTS: usize = 19;
 
     fn variant(reason: &StaleReason) -> usize {
         use StaleReason as R;
@@ -319,6 +366,9 @@ mod tests {
             R::OutputModified { .. } => 13,
             R::CachedObjectDamaged { .. } => 14,
             R::CachedOutputsDiffer { .. } => 15,
+            R::CodeFileChanged { .. } => 16,
+            R::CodeFilesChanged { .. } => 17,
+            R::EnvChanged { .. } => 18,
         }
     }
 }

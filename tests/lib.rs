@@ -14,3 +14,4 @@ mod integrity;
 mod interop;
 mod remote;
 mod report;
+mod user_stages;

@@ -73,6 +73,14 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A user's command failed.
+    #[error("the command {how}{}", if tail.is_empty() { String::new() } else { format!("; the end of its stderr:\n{tail}") })]
+    CommandFailed {
+        /// `exited with status 3`, `was killed by signal 9`.
+        how: String,
+        /// The last lines of its stderr.
+        tail: String,
+    },
     /// A numerical computation failed.
     #[error("{what} failed: {message}")]
     Numerical {

@@ -99,6 +99,16 @@ pub enum ParamError {
     },
 }
 
+/// What a stage's check knows of one input before any work: its name as declared and, when
+/// the file already exists (a file input, or an upstream result published earlier), its path.
+#[derive(Debug, Clone)]
+pub struct InputInfo {
+    /// `stage:output` or a path, as declared.
+    pub name: String,
+    /// The file, if it exists now.
+    pub path: Option<PathBuf>,
+}
+
 /// Everything a running stage may touch.
 pub struct StageIo<'a> {
     /// The stage's name in the pipeline, for messages.
@@ -111,6 +121,8 @@ pub struct StageIo<'a> {
     pub out_dir: &'a Path,
     /// Key-value pairs every Parquet artifact must carry (`pipeline.*`).
     pub provenance: &'a [(String, String)],
+    /// The folder holding `pipeline.toml`: where a user's command runs.
+    pub project_dir: &'a Path,
     /// Set when the user asked the run to stop.
     pub cancel: &'a AtomicBool,
     /// Where a long stage reports how far it is: a short message (`epoch 3/20 loss 0.024`)
@@ -174,6 +186,20 @@ pub trait Stage: Send + Sync + 'static {
     fn external_outputs(_params: &Self::Params, _base: &Path) -> Option<Vec<(String, PathBuf)>> {
         None
     }
+    /// Files (relative to `pipeline.toml`) whose content is part of the key, besides the
+    /// inputs: a user command's scripts.
+    fn code_files(_params: &Self::Params) -> Vec<String> {
+        Vec::new()
+    }
+    /// Environment variables whose values are part of the key.
+    fn env_vars(_params: &Self::Params) -> Vec<String> {
+        Vec::new()
+    }
+    /// Checks the parameters against the inputs before any work (`pipeline check`): a
+    /// command's placeholders, a query's tables and columns.
+    fn check(_params: &Self::Params, _inputs: &[InputInfo]) -> std::result::Result<(), ParamError> {
+        Ok(())
+    }
     /// Computes the outputs.
     fn run(params: &Self::Params, io: &StageIo<'_>) -> Result<()>;
 }
@@ -196,6 +222,18 @@ pub trait StageKind: Send + Sync {
     fn outputs(&self, params: &Value) -> std::result::Result<Vec<OutputSpec>, ParamError>;
     /// See [`Stage::external_outputs`]; `base` is the folder holding `pipeline.toml`.
     fn external_outputs(&self, params: &Value, base: &Path) -> ExternalOutputs;
+    /// See [`Stage::code_files`].
+    fn code_files(&self, _params: &Value) -> Vec<String> {
+        Vec::new()
+    }
+    /// See [`Stage::env_vars`].
+    fn env_vars(&self, _params: &Value) -> Vec<String> {
+        Vec::new()
+    }
+    /// See [`Stage::check`].
+    fn check(&self, _params: &Value, _inputs: &[InputInfo]) -> std::result::Result<(), ParamError> {
+        Ok(())
+    }
     /// Runs the stage.
     fn run(&self, params: &Value, io: &StageIo<'_>) -> Result<()>;
 }
@@ -312,6 +350,18 @@ impl<S: Stage> StageKind for Kind<S> {
 
     fn external_outputs(&self, params: &Value, base: &Path) -> ExternalOutputs {
         Ok(S::external_outputs(&typed(S::KIND, params)?, base))
+    }
+
+    fn code_files(&self, params: &Value) -> Vec<String> {
+        typed(S::KIND, params).map_or_else(|_| Vec::new(), |p| S::code_files(&p))
+    }
+
+    fn env_vars(&self, params: &Value) -> Vec<String> {
+        typed(S::KIND, params).map_or_else(|_| Vec::new(), |p| S::env_vars(&p))
+    }
+
+    fn check(&self, params: &Value, inputs: &[InputInfo]) -> std::result::Result<(), ParamError> {
+        S::check(&typed(S::KIND, params)?, inputs)
     }
 
     fn run(&self, params: &Value, io: &StageIo<'_>) -> Result<()> {

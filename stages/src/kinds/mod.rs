@@ -10,6 +10,7 @@ use crate::kind::{Kind, StageKind};
 
 pub mod autoencoder;
 pub mod classifier;
+pub mod command;
 pub mod evaluate;
 pub mod explore;
 pub mod fma_files;
@@ -19,6 +20,7 @@ pub mod lda;
 pub mod lsi;
 pub mod pca;
 pub mod report;
+pub mod sql;
 pub mod standardize;
 pub mod synthetic;
 
@@ -39,5 +41,7 @@ pub fn catalog() -> Vec<Arc<dyn StageKind>> {
         Arc::new(Kind::<classifier::EncodedClassifier>::new()),
         Arc::new(Kind::<evaluate::Evaluate>::new()),
         Arc::new(Kind::<report::Report>::new()),
+        Arc::new(Kind::<command::CommandStage>::new()),
+        Arc::new(Kind::<sql::Sql>::new()),
     ]
 }
