@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::io::fma::format::{Genre, Taxonomy, GENRES_HEADER};
-use crate::io::fma::text::{bad, csv_error, read_text, unclosed_quote};
+use crate::io::fma::text::{bad, csv_error, field_count_error, read_text};
 
 /// Reads and checks `genres.csv`.
 pub fn read_genres(path: &Path) -> Result<Taxonomy> {
@@ -38,18 +38,11 @@ pub fn read_genres(path: &Path) -> Result<Taxonomy> {
             continue;
         }
         if record.len() != GENRES_HEADER.len() {
-            if let Some(opened) = unclosed_quote(&bytes, &record) {
-                return Err(bad(
-                    path,
-                    opened,
-                    None,
-                    format!("a quote opened on line {opened} is never closed"),
-                ));
-            }
-            return Err(bad(
+            return Err(field_count_error(
                 path,
+                &bytes,
+                &record,
                 line,
-                None,
                 format!(
                     "expected {} fields, found {}",
                     GENRES_HEADER.len(),

@@ -41,6 +41,27 @@ pub(crate) fn file_name(path: &Path) -> String {
     )
 }
 
+/// The error for a record with the wrong number of fields: a runaway quote when that is what
+/// it is (a quote opened in the record and never closed swallows the rest of the file),
+/// `expected` otherwise.
+pub(crate) fn field_count_error(
+    path: &Path,
+    bytes: &[u8],
+    record: &csv::StringRecord,
+    line: u64,
+    expected: String,
+) -> Error {
+    match unclosed_quote(bytes, record) {
+        Some(opened) => bad(
+            path,
+            opened,
+            None,
+            format!("a quote opened on line {opened} is never closed"),
+        ),
+        None => bad(path, line, None, expected),
+    }
+}
+
 /// The line of a quote that opens in `record` (or after it) and is never closed before the end
 /// of the file: what a field-count mismatch really is when a quote runs away with the rest of
 /// the file.

@@ -13,7 +13,7 @@ use arrow_array::{ArrayRef, Int64Array};
 
 use crate::error::Result;
 use crate::io::fma::format::{parse_genre_list, Taxonomy, TrackColumnType, TRACK_COLUMNS};
-use crate::io::fma::text::{bad, csv_error, read_text, unclosed_quote};
+use crate::io::fma::text::{bad, csv_error, field_count_error, read_text};
 
 /// `tracks.csv`, typed.
 pub struct Tracks {
@@ -81,18 +81,11 @@ pub fn read_tracks(path: &Path, taxonomy: &Taxonomy) -> Result<Tracks> {
             continue;
         }
         if record.len() != expected_fields {
-            if let Some(opened) = unclosed_quote(&bytes, &record) {
-                return Err(bad(
-                    path,
-                    opened,
-                    None,
-                    format!("a quote opened on line {opened} is never closed"),
-                ));
-            }
-            return Err(bad(
+            return Err(field_count_error(
                 path,
+                &bytes,
+                &record,
                 line,
-                None,
                 format!(
                     "expected {expected_fields} fields (track_id and {} columns), found {}",
                     TRACK_COLUMNS.len(),
