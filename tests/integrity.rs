@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::support::{stderr, stdout, Project};
+use crate::support::{keygen, stderr, stdout, Project};
 
 const SMALL: &str = r#"
 [stages.source]
@@ -463,19 +463,6 @@ fn a_remote_manifest_cannot_choose_where_its_bytes_are_written() {
 
 #[test]
 fn a_result_signed_by_an_untrusted_key_is_never_restored() {
-    let keygen = |p: &Project| -> (String, String) {
-        let out = p.pipeline(&["keygen"]);
-        assert!(out.status.success(), "{}", stderr(&out));
-        let text = stdout(&out);
-        let field = |prefix: &str| {
-            text.lines()
-                .find(|l| l.starts_with(prefix))
-                .and_then(|l| l.rsplit(' ').next())
-                .unwrap()
-                .to_owned()
-        };
-        (field("public key"), field("secret key"))
-    };
     let shared = tempfile::tempdir().unwrap();
     let url = format!("file://{}", shared.path().display());
     let pusher = Project::new(SMALL);

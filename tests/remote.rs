@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{stderr, stdout, Project};
+use crate::support::{keygen, stderr, stdout, Project};
 
 const SMALL: &str = r#"
 [stages.source]
@@ -270,20 +270,9 @@ fn an_s3_compatible_server_serves_a_fresh_clone_and_its_loss_degrades_to_local_w
 fn an_s3_result_signed_by_an_untrusted_key_is_never_restored() {
     let moto = start_moto();
     let env = aws_env(&moto.endpoint);
-    let keys = |p: &Project| -> (String, String) {
-        let text = stdout(&p.pipeline(&["keygen"]));
-        let field = |prefix: &str| {
-            text.lines()
-                .find(|l| l.starts_with(prefix))
-                .and_then(|l| l.rsplit(' ').next())
-                .unwrap()
-                .to_owned()
-        };
-        (field("public key"), field("secret key"))
-    };
     let pusher = Project::new(SMALL);
-    let (_, untrusted_secret) = keys(&pusher);
-    let (trusted_public, _) = keys(&pusher);
+    let (_, untrusted_secret) = keygen(&pusher);
+    let (trusted_public, _) = keygen(&pusher);
     let mut push_env = env.clone();
     push_env.push(("PIPELINE_PUSH", "1".into()));
     push_env.push(("PIPELINE_SIGNING_KEY", untrusted_secret));

@@ -153,3 +153,18 @@ impl StageKind for TextKind {
         Ok(())
     }
 }
+
+/// A fresh key pair from `pipeline keygen`: (public `ed25519:...`, secret `ed25519-secret:...`).
+pub fn keygen(p: &Project) -> (String, String) {
+    let out = p.pipeline(&["keygen"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let field = |prefix: &str| {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .unwrap()
+            .to_owned()
+    };
+    (field("public key"), field("secret key"))
+}
