@@ -161,6 +161,20 @@ pub(crate) fn headlines(doc: &Value) -> Vec<Headline> {
                     figures.push(("macro F1".into(), num("macro_f1")));
                 }
                 "autoencoder" => figures.push(("R2".into(), num("r2"))),
+                "balanced_classifier" => {
+                    figures.push(("macro F1".into(), num("macro_f1")));
+                    figures.push(("unbalanced".into(), num("macro_f1_unbalanced")));
+                    figures.push(("micro F1".into(), num("micro_f1")));
+                    figures.push(("unbalanced".into(), num("micro_f1_unbalanced")));
+                }
+                "popularity" => {
+                    for set in ["audio", "audio+metadata", "audio+engagement"] {
+                        figures.push((
+                            format!("{set} trees R2"),
+                            m["models"][format!("{set}/trees")]["r2"].as_f64(),
+                        ));
+                    }
+                }
                 "pca" => {
                     figures.push((
                         "components for threshold".into(),

@@ -75,3 +75,17 @@ fn python_check(p: &Project, script: &str) {
         String::from_utf8_lossy(&check.stderr)
     );
 }
+
+/// The popularity stage of the default pipeline (its own metadata query) on 3000 tracks,
+/// checked against scikit-learn: the same ridge fit, the metrics recomputed from the
+/// predictions, and the trees beside `HistGradientBoostingRegressor` on the same features
+/// and split.
+#[test]
+fn popularity_matches_scikit_learn() {
+    let config = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/pipeline.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let p = Project::new(&config.replace("tracks = 8000", "tracks = 3000"));
+    let out = p.pipeline(&["run", "popularity"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    python_check(&p, "check_popularity.py");
+}

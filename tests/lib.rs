@@ -7,6 +7,7 @@
 
 mod support;
 
+mod analysis;
 mod cli;
 mod config_errors;
 mod engine;

@@ -20,6 +20,10 @@ fn small_default_pipeline() -> String {
             "kind = \"encoded_classifier\"",
             "kind = \"encoded_classifier\"\nepochs = 2",
         )
+        .replace(
+            "kind = \"balanced_classifier\"",
+            "kind = \"balanced_classifier\"\nepochs = 2",
+        )
 }
 
 #[test]
@@ -48,6 +52,12 @@ fn the_report_renders_every_figure_offline_and_metrics_diff() {
         "LDA topics",
         "k-NN genre prediction: knn_full",
         "k-NN genre prediction: knn_topics",
+        "k-NN genre prediction: knn_full_fma",
+        "Neural network: classifier_fma",
+        "Balanced per-genre classifiers: balanced_linear",
+        "Balanced per-genre classifiers: balanced_mlp",
+        "Popularity: popularity",
+        "Random split against artist-disjoint split",
     ] {
         assert!(html.contains(section), "missing section {section}");
     }

@@ -346,7 +346,7 @@ pub fn bins(values: &[f64], count: usize) -> Vec<(f64, f64, f64)> {
         .collect()
 }
 
-/// Points of several named series as dots.
+/// Points of several named series as dots, x in [0, 1] and y up to 1 (scores).
 pub fn scatter(
     path: &Path,
     title: &str,
@@ -354,18 +354,69 @@ pub fn scatter(
     x_label: &str,
     y_label: &str,
 ) -> Result<()> {
+    let ys = series.iter().flat_map(|s| s.1.iter().map(|p| p.1));
+    let y0 = ys.fold(1.0f64, f64::min).min(0.9);
+    let axes = Axes {
+        x: (0.0, 1.02),
+        y: (y0 - 0.01, 1.005),
+        diagonal: false,
+    };
+    scatter_on(path, title, series, (x_label, y_label), axes)
+}
+
+/// The ranges of a scatter plot, and whether to draw the line y = x (where a prediction
+/// equals its target, or two scores are equal).
+pub struct Axes {
+    /// Range of x.
+    pub x: (f64, f64),
+    /// Range of y.
+    pub y: (f64, f64),
+    /// Draw y = x.
+    pub diagonal: bool,
+}
+
+impl Axes {
+    /// The same range on both axes, covering every point with a margin, and y = x drawn.
+    pub fn square_around(series: &[(&str, Vec<(f64, f64)>)]) -> Self {
+        let values = series
+            .iter()
+            .flat_map(|s| s.1.iter().flat_map(|p| [p.0, p.1]))
+            .filter(|v| v.is_finite());
+        let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+        let (lo, hi) = if lo.is_finite() && hi > lo {
+            (lo, hi)
+        } else {
+            (0.0, 1.0)
+        };
+        let pad = (hi - lo) * 0.03;
+        Self {
+            x: (lo - pad, hi + pad),
+            y: (lo - pad, hi + pad),
+            diagonal: true,
+        }
+    }
+}
+
+/// Points of several named series as dots on the given axes.
+pub fn scatter_on(
+    path: &Path,
+    title: &str,
+    series: &[(&str, Vec<(f64, f64)>)],
+    (x_label, y_label): (&str, &str),
+    axes: Axes,
+) -> Result<()> {
     register_font();
     let err = chart_error(path);
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
-    let ys = series.iter().flat_map(|s| s.1.iter().map(|p| p.1));
-    let y0 = ys.fold(1.0f64, f64::min).min(0.9);
     let mut chart = ChartBuilder::on(&root)
         .caption(title, (FAMILY, 20))
         .margin(12)
         .x_label_area_size(45)
         .y_label_area_size(70)
-        .build_cartesian_2d(0.0..1.02, y0 - 0.01..1.005)
+        .build_cartesian_2d(axes.x.0..axes.x.1, axes.y.0..axes.y.1)
         .map_err(|e| err(e.to_string()))?;
     chart
         .configure_mesh()
@@ -376,7 +427,17 @@ pub fn scatter(
         .label_style((FAMILY, 13))
         .draw()
         .map_err(|e| err(e.to_string()))?;
-    let colors = [RGBColor(70, 110, 170), RGBColor(200, 90, 40)];
+    if axes.diagonal {
+        let (lo, hi) = (axes.x.0.max(axes.y.0), axes.x.1.min(axes.y.1));
+        chart
+            .draw_series(LineSeries::new([(lo, lo), (hi, hi)], GRID.stroke_width(2)))
+            .map_err(|e| err(e.to_string()))?;
+    }
+    let colors = [
+        RGBColor(70, 110, 170),
+        RGBColor(200, 90, 40),
+        RGBColor(60, 150, 80),
+    ];
     for (k, (name, points)) in series.iter().enumerate() {
         let color = colors[k % colors.len()];
         chart

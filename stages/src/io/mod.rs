@@ -4,8 +4,10 @@
 
 pub mod chart;
 pub mod fma;
+pub mod labelled;
 pub mod metrics;
 pub mod parquet;
 pub mod safetensors;
 pub mod stage_results;
+pub mod table_columns;
 pub mod topic_table;

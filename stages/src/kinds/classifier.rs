@@ -9,7 +9,6 @@
 //! which is the same computation as running the frozen layers every step.
 //! Both are scored on the held-out tracks by the threshold sweep of `nn_train.rs`.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use rand::SeedableRng;
@@ -18,7 +17,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::error::{Error, Result};
-use crate::io::parquet::read_matrix;
+use crate::io::fma::splits::{fma_rows, read_splits, RowSets, Split};
+pub use crate::io::labelled::{load, Dataset};
 use crate::kind::{check_range, InputSpec, OutputSpec, ParamError, Params, Stage, StageIo};
 use crate::nn::layers::{Dense, Mlp};
 use crate::nn::training::{self, Training};
@@ -37,7 +37,11 @@ pub struct ClassifierParams {
     pub batch: usize,
     /// Adam's learning rate.
     pub learning_rate: f64,
-    /// Share of tracks held out for evaluation.
+    /// `random` (the original: `holdout` of the tracks held out, the threshold picked on
+    /// them) or `fma` (train on `training`, pick the threshold on `validation`, score on
+    /// `test`; needs the ingested tracks as a third input).
+    pub split: Split,
+    /// Share of tracks held out for evaluation (random split).
     pub holdout: f64,
     /// Seed of initialisation, split, shuffling and dropout.
     pub seed: u64,
@@ -51,6 +55,7 @@ impl Default for ClassifierParams {
             epochs: 20,
             batch: 32,
             learning_rate: 1e-3,
+            split: Split::Random,
             holdout: 0.2,
             seed: 42,
         }
@@ -105,57 +110,6 @@ impl Params for EncodedParams {
     }
 }
 
-/// Features and labels aligned by track id, as f32 rows.
-pub struct Dataset {
-    /// Track ids.
-    pub ids: Vec<i64>,
-    /// Features, `ids.len() x x_width`.
-    pub x: Vec<f32>,
-    /// Feature count.
-    pub x_width: usize,
-    /// Labels, `ids.len() x y_width`.
-    pub y: Vec<f32>,
-    /// Label count.
-    pub y_width: usize,
-    /// Label names.
-    pub labels: Vec<String>,
-}
-
-/// Reads features and labels, keeping tracks present in both, in feature order.
-pub fn load(features: &Path, labels: &Path) -> Result<Dataset> {
-    let f = read_matrix(features)?;
-    let l = read_matrix(labels)?;
-    let row_of: HashMap<i64, usize> = l
-        .track_ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| (*id, i))
-        .collect();
-    let (mut ids, mut x, mut y) = (Vec::new(), Vec::new(), Vec::new());
-    for (i, id) in f.track_ids.iter().enumerate() {
-        if let Some(&r) = row_of.get(id) {
-            ids.push(*id);
-            x.extend(f.values.row(i).iter().map(|v| *v as f32));
-            y.extend(l.values.row(r).iter().map(|v| *v as f32));
-        }
-    }
-    if ids.len() < 10 {
-        return Err(Error::TooFew {
-            what: "tracks with both features and labels".into(),
-            needed: 10,
-            got: ids.len(),
-        });
-    }
-    Ok(Dataset {
-        ids,
-        x,
-        x_width: f.columns.len(),
-        y,
-        y_width: l.columns.len(),
-        labels: l.columns,
-    })
-}
-
 fn outputs() -> Vec<OutputSpec> {
     vec![
         OutputSpec::new("weights", "weights.safetensors"),
@@ -169,14 +123,57 @@ fn outputs() -> Vec<OutputSpec> {
     ]
 }
 
+/// The rows a classifier trains on, watches its held-out loss on, tunes its threshold on and
+/// is scored on. The random split tunes and scores on the same held-out tracks, as the
+/// original did; the FMA split tunes on `validation` and scores on `test`.
+/// `tracks` is given exactly when the split is `fma`.
+fn row_sets(p: &ClassifierParams, data: &Dataset, tracks: Option<&Path>) -> Result<RowSets> {
+    let sets = match tracks {
+        Some(tracks) => fma_rows(&data.ids, &read_splits(tracks)?),
+        None => {
+            let (train, held) = training::split(data.ids.len(), p.holdout, p.seed ^ 0x5917);
+            RowSets {
+                train,
+                validation: held.clone(),
+                test: held,
+            }
+        }
+    };
+    for (set, rows) in [
+        ("training", &sets.train),
+        ("validation", &sets.validation),
+        ("test", &sets.test),
+    ] {
+        if rows.is_empty() {
+            return Err(Error::TooFew {
+                what: format!("tracks with features and labels in the {set} set"),
+                needed: 1,
+                got: 0,
+            });
+        }
+    }
+    Ok(sets)
+}
+
+fn truth_of(data: &Dataset, rows: &[usize]) -> Vec<f32> {
+    rows.iter()
+        .flat_map(|&r| {
+            data.y[r * data.y_width..(r + 1) * data.y_width]
+                .iter()
+                .copied()
+        })
+        .collect()
+}
+
 fn fit_and_score(
     p: &ClassifierParams,
     io: &StageIo<'_>,
     data: &Dataset,
     frozen_front: Option<Mlp>,
+    tracks: Option<&Path>,
 ) -> Result<()> {
     let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
-    let (train, held) = training::split(data.ids.len(), p.holdout, p.seed ^ 0x5917);
+    let sets = row_sets(p, data, tracks)?;
     // With a frozen front, the head trains on its outputs (computed once).
     let (x, x_width) = match &frozen_front {
         Some(front) => {
@@ -197,19 +194,26 @@ fn fit_and_score(
         &mut head,
         io,
         (&x, x_width, &data.y, data.y_width),
-        (&train, &held),
+        (&sets.train, &sets.validation),
         training,
     )?;
-    let outputs = training::predict(&mut head, &x, x_width, &held);
-    let truth: Vec<f32> = held
-        .iter()
-        .flat_map(|&r| {
-            data.y[r * data.y_width..(r + 1) * data.y_width]
-                .iter()
-                .copied()
-        })
-        .collect();
-    let evaluation = training::evaluate(&outputs, &truth, data.y_width);
+    let chosen = match p.split {
+        Split::Random => None,
+        Split::Fma => {
+            let outputs = training::predict(&mut head, &x, x_width, &sets.validation);
+            let tuned = training::evaluate(
+                &outputs,
+                &truth_of(data, &sets.validation),
+                data.y_width,
+                None,
+            );
+            Some(tuned.best)
+        }
+    };
+    let held = &sets.test;
+    let outputs = training::predict(&mut head, &x, x_width, held);
+    let truth = truth_of(data, held);
+    let evaluation = training::evaluate(&outputs, &truth, data.y_width, chosen);
     // The saved network is the whole model: frozen front (if any) then the head.
     let mut whole = frozen_front.map(|f| f.layers).unwrap_or_default();
     for layer in &mut whole {
@@ -235,6 +239,12 @@ fn fit_and_score(
             "final_train_loss": curves.last().map(|c| c.0),
             "final_held_out_loss": curves.last().map(|c| c.1),
             "held_out_tracks": held.len(),
+            "split": p.split,
+            "training_tracks": sets.train.len(),
+            "threshold_tuned_on": match p.split {
+                Split::Random => "the held-out tracks (as the original)",
+                Split::Fma => "the validation set",
+            },
             "architecture": architecture,
         }),
         io.provenance,
@@ -249,8 +259,11 @@ impl Stage for Classifier {
     const KIND: &'static str = "classifier";
     const MODULE: &'static str = module_path!();
 
-    fn inputs(_: &Self::Params) -> InputSpec {
-        InputSpec::fixed(&["features", "labels"])
+    fn inputs(params: &Self::Params) -> InputSpec {
+        match params.split {
+            Split::Random => InputSpec::fixed(&["features", "labels"]),
+            Split::Fma => InputSpec::fixed(&["features", "labels", "tracks"]),
+        }
     }
 
     fn outputs(_: &Self::Params) -> Vec<OutputSpec> {
@@ -259,7 +272,11 @@ impl Stage for Classifier {
 
     fn run(params: &Self::Params, io: &StageIo<'_>) -> Result<()> {
         let data = load(io.input(0, "features")?, io.input(1, "labels")?)?;
-        fit_and_score(params, io, &data, None)
+        let tracks = match params.split {
+            Split::Random => None,
+            Split::Fma => Some(io.input(2, "tracks")?),
+        };
+        fit_and_score(params, io, &data, None, tracks)
     }
 }
 
@@ -338,8 +355,11 @@ impl Stage for EncodedClassifier {
     const KIND: &'static str = "encoded_classifier";
     const MODULE: &'static str = module_path!();
 
-    fn inputs(_: &Self::Params) -> InputSpec {
-        InputSpec::fixed(&["features", "labels", "encoder"])
+    fn inputs(params: &Self::Params) -> InputSpec {
+        match params.0.split {
+            Split::Random => InputSpec::fixed(&["features", "labels", "encoder"]),
+            Split::Fma => InputSpec::fixed(&["features", "labels", "encoder", "tracks"]),
+        }
     }
 
     fn outputs(_: &Self::Params) -> Vec<OutputSpec> {
@@ -349,7 +369,11 @@ impl Stage for EncodedClassifier {
     fn run(params: &Self::Params, io: &StageIo<'_>) -> Result<()> {
         let data = load(io.input(0, "features")?, io.input(1, "labels")?)?;
         let encoder = load_encoder(io.input(2, "encoder")?, data.x_width)?;
-        fit_and_score(&params.0, io, &data, Some(encoder))
+        let tracks = match params.0.split {
+            Split::Random => None,
+            Split::Fma => Some(io.input(3, "tracks")?),
+        };
+        fit_and_score(&params.0, io, &data, Some(encoder), tracks)
     }
 }
 

@@ -20,22 +20,13 @@ use serde_json::json;
 
 use crate::error::{Error, Result};
 use crate::io::chart::{bins, histogram, line_chart, Series};
-use crate::io::fma::splits::read_splits;
+pub use crate::io::fma::splits::Split;
+use crate::io::fma::splits::{fma_rows, read_splits};
 use crate::io::metrics::write_metrics;
 use crate::io::parquet::{read_matrix, write_table};
 use crate::kind::{check_range, InputSpec, OutputSpec, ParamError, Params, Stage, StageIo};
 use crate::math::knn_search::{nearest, Metric, Rows};
 use crate::math::knn_vote::{score, Scores};
-
-/// How tracks are split into training and test sets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Split {
-    /// `repeats` seeded random splits with `test_fraction` held out (the original).
-    Random,
-    /// The FMA split: train on `training`, score on `test`.
-    Fma,
-}
 
 /// Parameters of `knn`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -150,12 +141,8 @@ impl Stage for Knn {
                 .collect(),
             Split::Fma => {
                 let split_of = read_splits(io.input(2, "tracks")?)?;
-                let pick = |name: &str| {
-                    (0..rows.len())
-                        .filter(|&i| split_of.get(&ids[i]).is_some_and(|s| s == name))
-                        .collect::<Vec<_>>()
-                };
-                vec![(pick("training"), pick("test"))]
+                let sets = fma_rows(&ids, &split_of);
+                vec![(sets.train, sets.test)]
             }
         };
 

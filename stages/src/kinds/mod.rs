@@ -9,6 +9,7 @@ use std::sync::Arc;
 use crate::kind::{Kind, StageKind};
 
 pub mod autoencoder;
+pub mod balanced_classifier;
 pub mod classifier;
 pub mod command;
 pub mod evaluate;
@@ -19,6 +20,7 @@ pub mod knn;
 pub mod lda;
 pub mod lsi;
 pub mod pca;
+pub mod popularity;
 pub mod report;
 pub mod sql;
 pub mod standardize;
@@ -39,6 +41,8 @@ pub fn catalog() -> Vec<Arc<dyn StageKind>> {
         Arc::new(Kind::<classifier::Classifier>::new()),
         Arc::new(Kind::<autoencoder::Autoencoder>::new()),
         Arc::new(Kind::<classifier::EncodedClassifier>::new()),
+        Arc::new(Kind::<balanced_classifier::BalancedClassifier>::new()),
+        Arc::new(Kind::<popularity::Popularity>::new()),
         Arc::new(Kind::<evaluate::Evaluate>::new()),
         Arc::new(Kind::<report::Report>::new()),
         Arc::new(Kind::<command::CommandStage>::new()),

@@ -68,8 +68,12 @@ fn gather(data: &[f32], width: usize, rows: &[usize]) -> Vec<f32> {
     out
 }
 
+/// A loss of a batch's outputs against its targets, and its gradient by output.
+pub type Loss<'a> = &'a (dyn Fn(&[f32], &[f32]) -> (f32, Vec<f32>) + Sync);
+
 /// Mean loss of `net` (no dropout) on `rows`.
-pub fn evaluate_loss(
+#[allow(clippy::too_many_arguments)]
+fn evaluate_loss(
     net: &mut Mlp,
     x: &[f32],
     xw: usize,
@@ -77,22 +81,35 @@ pub fn evaluate_loss(
     yw: usize,
     rows: &[usize],
     batch: usize,
+    loss: Loss<'_>,
 ) -> f32 {
     let mut total = 0.0f64;
     for chunk in rows.chunks(batch.max(256)) {
         let out = net.forward(&gather(x, xw, chunk), chunk.len(), None);
-        total += f64::from(bce_with_logits(&out, &gather(y, yw, chunk)).0) * chunk.len() as f64;
+        total += f64::from(loss(&out, &gather(y, yw, chunk)).0) * chunk.len() as f64;
     }
     (total / rows.len().max(1) as f64) as f32
 }
 
-/// Trains `net` to map `x` rows to `y` rows; returns the loss curves.
+/// Trains `net` to map `x` rows to `y` rows by binary cross-entropy; returns the loss curves.
 pub fn train(
     net: &mut Mlp,
     io: &StageIo<'_>,
     data: (&[f32], usize, &[f32], usize),
     rows: (&[usize], &[usize]),
     t: Training,
+) -> Result<Curves> {
+    train_with_loss(net, io, data, rows, t, &bce_with_logits)
+}
+
+/// Trains `net` with `loss`; returns the training and held-out loss per epoch.
+pub fn train_with_loss(
+    net: &mut Mlp,
+    io: &StageIo<'_>,
+    data: (&[f32], usize, &[f32], usize),
+    rows: (&[usize], &[usize]),
+    t: Training,
+    loss_of: Loss<'_>,
 ) -> Result<Curves> {
     let stage = io.stage;
     let (x, xw, y, yw) = data;
@@ -111,7 +128,7 @@ pub fn train(
         let mut reported = 0usize;
         for chunk in order.chunks(t.batch) {
             let out = net.forward(&gather(x, xw, chunk), chunk.len(), Some(&mut rng));
-            let (loss, grad) = bce_with_logits(&out, &gather(y, yw, chunk));
+            let (loss, grad) = loss_of(&out, &gather(y, yw, chunk));
             net.backward(&grad, chunk.len());
             net.update(adam);
             total += f64::from(loss) * chunk.len() as f64;
@@ -133,7 +150,7 @@ pub fn train(
             }
         }
         let train_loss = (total / order.len().max(1) as f64) as f32;
-        let held_loss = evaluate_loss(net, x, xw, y, yw, held_rows, t.batch);
+        let held_loss = evaluate_loss(net, x, xw, y, yw, held_rows, t.batch, loss_of);
         tracing::info!(
             "{stage}: epoch {}/{}: loss {train_loss:.5}, held-out loss {held_loss:.5}",
             epoch + 1,
@@ -280,8 +297,10 @@ pub struct Evaluation {
     pub f1: (f64, f64),
 }
 
-/// Sweeps thresholds 0.00..0.49 (predict a label when its output is at least the threshold).
-pub fn evaluate(outputs: &[f32], truth: &[f32], labels: usize) -> Evaluation {
+/// Sweeps thresholds 0.00..0.49 (predict a label when its output is at least the threshold)
+/// and scores each label at the best one, or at `chosen` when the threshold was tuned on
+/// other rows (a validation set): then the sweep is only shown, never picked from.
+pub fn evaluate(outputs: &[f32], truth: &[f32], labels: usize, chosen: Option<f64>) -> Evaluation {
     let rows = truth.len() / labels.max(1);
     let jaccard = |thr: f32| -> f64 {
         let mut sum = 0.0;
@@ -304,10 +323,12 @@ pub fn evaluate(outputs: &[f32], truth: &[f32], labels: usize) -> Evaluation {
     let sweep: Vec<(f64, f64)> = (0..50)
         .map(|i| (f64::from(i) / 100.0, jaccard(i as f32 / 100.0)))
         .collect();
-    let best = sweep
-        .iter()
-        .fold(sweep[0], |b, s| if s.1 > b.1 { *s } else { b })
-        .0;
+    let best = chosen.unwrap_or_else(|| {
+        sweep
+            .iter()
+            .fold(sweep[0], |b, s| if s.1 > b.1 { *s } else { b })
+            .0
+    });
     let thr = best as f32;
     let mut per_label = Vec::with_capacity(labels);
     let (mut tp_all, mut fp_all, mut fn_all) = (0u64, 0u64, 0u64);

@@ -260,7 +260,11 @@ impl Model {
 
         let latent = self.latent(rng, &genres_all, &album.factors);
         let features = self.statistics(&latent);
-        let boost = if genres_all.is_empty() { 0.0 } else { 0.3 };
+        // Popularity follows the album's first latent factor, which the audio features also
+        // carry: a modest signal the music itself holds, as the popularity stage asks.
+        let album_factor = album.factors.first().copied().unwrap_or(0.0)
+            / self.factor_scale.first().copied().unwrap_or(1.0).max(1e-6);
+        let boost = if genres_all.is_empty() { 0.0 } else { 0.3 } + 0.5 * f64::from(album_factor);
         let listens: f64 = LogNormal::new(6.2 + boost, 1.6).map_or(100.0, |d| d.sample(rng));
         let listens = listens.min(5e6) as i64;
         Track {
@@ -687,7 +691,10 @@ fn track_row(taxonomy: &Taxonomy, track: &Track, rng: &mut ChaCha8Rng) -> Vec<St
             ("track", "date_created") => date(rng, 2008, 2017, true),
             ("track", "date_recorded") => maybe(rng, 0.05, |rng| date(rng, 1990, 2016, false)),
             ("track", "duration") => rng.random_range(30..900).to_string(),
-            ("track", "favorites") => rng.random_range(0..10).to_string(),
+            // Favorites follow listens, as engagement does on the real archive.
+            ("track", "favorites") => {
+                ((track.listens as f64).sqrt() as i64 / 4 + rng.random_range(0..3)).to_string()
+            }
             ("track", "genre_top") => genre_top.clone(),
             ("track", "genres") => format_genre_list(&track.genres),
             ("track", "genres_all") => format_genre_list(&track.genres_all),
