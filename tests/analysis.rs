@@ -116,6 +116,26 @@ fn the_open_questions_are_answered_and_reproducible_across_thread_counts() {
     assert_eq!(classifier["split"], "fma");
     assert_eq!(classifier["threshold_tuned_on"], "the validation set");
 
+    // The synthetic archive splits by artist, as the real one does.
+    let tracks = stages::io::table_columns::read_columns(
+        &p.file("outputs/ingest/tracks.parquet"),
+        Some(&["artist.id", "set.split"]),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (
+        stages::io::table_columns::Values::Number(artists),
+        stages::io::table_columns::Values::Text(sets),
+    ) = (&tracks.columns[0].1, &tracks.columns[1].1)
+    else {
+        panic!("artist.id and set.split columns");
+    };
+    let mut set_of: std::collections::HashMap<u64, &Option<String>> =
+        std::collections::HashMap::new();
+    for (artist, set) in artists.iter().zip(sets) {
+        let first = set_of.entry(artist.to_bits()).or_insert(set);
+        assert_eq!(*first, set, "artist {artist} is in two sets");
+    }
+
     let before: Vec<Vec<u8>> = OUTPUTS
         .iter()
         .map(|f| std::fs::read(p.file(f)).unwrap_or_default())

@@ -46,6 +46,22 @@ fn the_report_renders_every_figure_offline_and_metrics_diff() {
         );
     }
     assert!(html.contains("Content-Security-Policy"));
+    // Each model beside itself on the other split, never beside another model.
+    for (random, fma) in [
+        ("knn_full", "knn_full_fma"),
+        ("knn_pca", "knn_pca_fma"),
+        ("classifier", "classifier_fma"),
+        ("encoded_classifier", "encoded_classifier_fma"),
+    ] {
+        let row = html
+            .split("<tr>")
+            .find(|row| row.contains(&format!("({random})</td>")))
+            .unwrap_or_else(|| panic!("no split comparison row for {random}"));
+        assert!(
+            row.contains(&format!("({fma})</td>")),
+            "{random} paired wrongly: {row}"
+        );
+    }
     for section in [
         "PCA of the audio features",
         "LSI of the genre space",
@@ -107,7 +123,7 @@ fn the_report_renders_every_figure_offline_and_metrics_diff() {
     let metrics = p.pipeline(&["metrics"]);
     assert!(metrics.status.success(), "{}", stderr(&metrics));
     assert!(
-        stdout(&metrics).contains("\nknn_full            knn                 best k "),
+        stdout(&metrics).contains("\nknn_full                knn                  best k "),
         "{}",
         stdout(&metrics)
     );

@@ -326,9 +326,12 @@ fn counts(pairs: impl Iterator<Item = (f32, bool)>, threshold: f32) -> Counts {
     c
 }
 
+/// A genre's decision counts and its PR-AUC (none without a test positive).
+type GenreScores = (Counts, Option<f64>);
+
 /// One model's test scores.
 struct Scores {
-    per_genre: Vec<(Counts, Option<f64>)>,
+    per_genre: Vec<GenreScores>,
     macro_f1: f64,
     micro_f1: f64,
     macro_recall: f64,
@@ -338,7 +341,7 @@ struct Scores {
 
 fn score(data: &Dataset, rows: &[usize], outputs: &[f32], thresholds: &[f32]) -> Scores {
     let width = data.y_width;
-    let per_genre: Vec<(Counts, Option<f64>)> = (0..width)
+    let per_genre: Vec<GenreScores> = (0..width)
         .map(|g| {
             let pairs: Vec<(f32, bool)> = rows
                 .iter()
@@ -353,11 +356,11 @@ fn score(data: &Dataset, rows: &[usize], outputs: &[f32], thresholds: &[f32]) ->
         .collect();
     // Macro means over the genres with a test positive: elsewhere recall, F1 and PR-AUC are
     // undefined or trivially 0, and counting them would measure the split, not the model.
-    let present: Vec<&(Counts, Option<f64>)> = per_genre
+    let present: Vec<&GenreScores> = per_genre
         .iter()
         .filter(|(c, _)| c.true_pos + c.false_neg > 0)
         .collect();
-    let mean = |f: &dyn Fn(&(Counts, Option<f64>)) -> f64| {
+    let mean = |f: &dyn Fn(&GenreScores) -> f64| {
         if present.is_empty() {
             0.0
         } else {
@@ -412,9 +415,8 @@ fn write_outputs(
         )?;
     }
     let f64s = |values: Vec<Option<f64>>| Arc::new(Float64Array::from(values)) as ArrayRef;
-    let of = |s: &Scores, f: fn(&(Counts, Option<f64>)) -> Option<f64>| {
-        f64s(s.per_genre.iter().map(f).collect())
-    };
+    let of =
+        |s: &Scores, f: fn(&GenreScores) -> Option<f64>| f64s(s.per_genre.iter().map(f).collect());
     let test_support: Vec<u64> = b_scores
         .per_genre
         .iter()

@@ -587,7 +587,7 @@ fn split_score(r: &StageResults) -> Option<(&'static str, f64)> {
 
 /// Every model scored on both the original's random split and the artist-disjoint FMA split,
 /// side by side. Two stages are the same model when their kind, first input and parameters
-/// (other than how the split is made) agree.
+/// (other than how the split is made) agree, and so do their inputs (the tracks table aside).
 fn split_comparison(
     page: &mut Page,
     stages: &std::collections::BTreeMap<String, StageResults>,
@@ -601,7 +601,9 @@ fn split_comparison(
         "validation_fraction",
         "seed",
     ];
-    let mut models: std::collections::BTreeMap<(usize, String), [Option<(String, f64)>; 2]> =
+    // (report order, model) -> (stage, score) on the random and on the FMA split.
+    type Sides = [Option<(String, f64)>; 2];
+    let mut models: std::collections::BTreeMap<(usize, String), Sides> =
         std::collections::BTreeMap::new();
     let mut what: std::collections::BTreeMap<(usize, String), &'static str> =
         std::collections::BTreeMap::new();
@@ -620,19 +622,22 @@ fn split_comparison(
                 p.remove(key);
             }
         }
-        let first_input = r
+        // Every input but the tracks table, which only says how to split.
+        let inputs: Vec<String> = r
             .provenance
             .get(crate::provenance::INPUTS)
             .and_then(|i| serde_json::from_str::<Value>(i).ok())
             .and_then(|i| {
-                let first = i.get(0)?;
-                first
-                    .get("name")
-                    .or_else(|| first.get(0))
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
+                i.as_array().map(|all| {
+                    all.iter()
+                        .filter_map(|input| input.get("name").and_then(Value::as_str))
+                        .filter(|name| !name.ends_with(":tracks"))
+                        .map(str::to_owned)
+                        .collect()
+                })
             })
             .unwrap_or_default();
+        let first_input = inputs.join(", ");
         let rank = order
             .iter()
             .position(|k| *k == r.kind())
