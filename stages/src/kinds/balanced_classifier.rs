@@ -21,7 +21,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::io::chart::{scatter_on, Axes};
 use crate::io::fma::splits::{fma_rows, random_rows, read_splits, RowSets, Split};
 use crate::io::labelled::{load, Dataset};
@@ -145,19 +145,7 @@ impl Stage for BalancedClassifier {
                 params.seed ^ 0x5917,
             ),
         };
-        for (set, rows) in [
-            ("training", &sets.train),
-            ("validation", &sets.validation),
-            ("test", &sets.test),
-        ] {
-            if rows.is_empty() {
-                return Err(Error::TooFew {
-                    what: format!("tracks with features and labels in the {set} set"),
-                    needed: 1,
-                    got: 0,
-                });
-            }
-        }
+        sets.require(1, "tracks with features and labels")?;
         let train_positives = positives(&data, &sets.train);
         let weights: Vec<f32> = train_positives
             .iter()

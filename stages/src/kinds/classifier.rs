@@ -139,19 +139,7 @@ fn row_sets(p: &ClassifierParams, data: &Dataset, tracks: Option<&Path>) -> Resu
             }
         }
     };
-    for (set, rows) in [
-        ("training", &sets.train),
-        ("validation", &sets.validation),
-        ("test", &sets.test),
-    ] {
-        if rows.is_empty() {
-            return Err(Error::TooFew {
-                what: format!("tracks with features and labels in the {set} set"),
-                needed: 1,
-                got: 0,
-            });
-        }
-    }
+    sets.require(1, "tracks with features and labels")?;
     Ok(sets)
 }
 

@@ -173,19 +173,7 @@ impl Stage for Popularity {
             .collect();
         let ids: Vec<i64> = rows.iter().map(|&i| audio.track_ids[i]).collect();
         let sets = fma_rows(&ids, &split_of);
-        for (set, members) in [
-            ("training", &sets.train),
-            ("validation", &sets.validation),
-            ("test", &sets.test),
-        ] {
-            if members.len() < 2 {
-                return Err(Error::TooFew {
-                    what: format!("tracks with audio features and listens in the {set} set"),
-                    needed: 2,
-                    got: members.len(),
-                });
-            }
-        }
+        sets.require(2, "tracks with audio features and listens")?;
         let listens: Vec<f64> = ids.iter().map(|id| listens_of[id]).collect();
         let target: Vec<f64> = listens.iter().map(|l| l.ln_1p()).collect();
 

@@ -477,7 +477,7 @@ mod tests {
         .map(|e| e.to_string());
         assert_eq!(
             err.as_deref(),
-            Some("gradient-boosted trees: 3 training rows of 10 targets (need at least 40, and columns of the targets' length)")
+            Some("gradient-boosted trees failed: 3 training rows of 10 targets (need at least 40, and columns of the targets' length)")
         );
     }
 }

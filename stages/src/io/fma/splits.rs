@@ -34,6 +34,27 @@ pub struct RowSets {
     pub test: Vec<usize>,
 }
 
+impl RowSets {
+    /// An error naming the first set with fewer than `needed` rows (`what` says which rows
+    /// were counted).
+    pub fn require(&self, needed: usize, what: &str) -> Result<()> {
+        for (set, rows) in [
+            ("training", &self.train),
+            ("validation", &self.validation),
+            ("test", &self.test),
+        ] {
+            if rows.len() < needed {
+                return Err(Error::TooFew {
+                    what: format!("{what} in the {set} set"),
+                    needed,
+                    got: rows.len(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The rows of `ids` in each FMA set; tracks with another or no `set.split` are left out.
 pub fn fma_rows(ids: &[i64], split_of: &HashMap<i64, String>) -> RowSets {
     let mut sets = RowSets::default();
