@@ -776,7 +776,7 @@ mod tests {
             .as_any()
             .downcast_ref::<Float64Array>()
             .map(|a| a.values().to_vec())
-            .unwrap_or_default();
+            .unwrap_or_else(|| panic!("tree_gain_share is not float64"));
         assert!(gain[0] > gain[2] && gain[1] > gain[3], "{gain:?}");
         // Metadata columns: duration (with gaps), album type as indicators.
         assert_eq!(

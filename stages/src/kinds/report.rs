@@ -622,8 +622,9 @@ fn split_comparison(
                 p.remove(key);
             }
         }
-        // Every input but the tracks table, which only says how to split.
-        let inputs: Vec<String> = r
+        // Every input but the tracks table, which only says how to split. A stage whose
+        // inputs cannot be read is left out rather than paired on a guess.
+        let Some(inputs) = r
             .provenance
             .get(crate::provenance::INPUTS)
             .and_then(|i| serde_json::from_str::<Value>(i).ok())
@@ -633,10 +634,12 @@ fn split_comparison(
                         .filter_map(|input| input.get("name").and_then(Value::as_str))
                         .filter(|name| !name.ends_with(":tracks"))
                         .map(str::to_owned)
-                        .collect()
+                        .collect::<Vec<_>>()
                 })
             })
-            .unwrap_or_default();
+        else {
+            continue;
+        };
         let first_input = inputs.join(", ");
         let rank = order
             .iter()
