@@ -207,17 +207,34 @@ impl Stage for Popularity {
 /// `track_id -> listens` for tracks whose listens are known.
 fn listens(path: &std::path::Path) -> Result<HashMap<i64, f64>> {
     let table = read_columns(path, Some(&["track.listens"]))?;
-    let Some((_, Values::Number(values))) = table.columns.first() else {
-        return Err(Error::ColumnNotFound {
-            path: path.to_owned(),
-            column: "track.listens".into(),
-        });
+    let values = match table.columns.first() {
+        Some((_, Values::Number(values))) => values,
+        Some((_, Values::Text(_))) => {
+            return Err(Error::BadFile {
+                path: path.to_owned(),
+                message: "column `track.listens` is text, expected play counts".into(),
+            })
+        }
+        None => {
+            return Err(Error::ColumnNotFound {
+                path: path.to_owned(),
+                column: "track.listens".into(),
+            })
+        }
     };
+    // A track without listens has nothing to predict and is left out; a negative count is
+    // not a count.
+    if let Some((id, v)) = table.track_ids.iter().zip(values).find(|(_, v)| **v < 0.0) {
+        return Err(Error::BadFile {
+            path: path.to_owned(),
+            message: format!("track {id} has {v} listens; expected a count of 0 or more"),
+        });
+    }
     Ok(table
         .track_ids
         .iter()
         .zip(values)
-        .filter(|(_, v)| v.is_finite() && **v >= 0.0)
+        .filter(|(_, v)| v.is_finite())
         .map(|(id, v)| (*id, *v))
         .collect())
 }
@@ -377,10 +394,10 @@ fn fit_set(
             message: "no penalty to try".into(),
         });
     };
-    let all: Vec<usize> = (0..n).collect();
-    let ridge_predictions = ridge.predict(rows_of(&all).view());
+    // Column views of the design: the trees and the ridge predictions read it in place.
+    let columns: Vec<&[f64]> = design.iter().map(|f| f.values.as_slice()).collect();
+    let ridge_predictions = ridge.predict_columns(&columns);
 
-    let all_columns: Vec<Vec<f64>> = design.iter().map(|f| f.values.clone()).collect();
     let tree_params = TreeParams {
         learning_rate: p.learning_rate,
         max_iter: p.max_iter,
@@ -389,13 +406,13 @@ fn fit_set(
         ..TreeParams::default()
     };
     let booster = trees::fit(
-        &all_columns,
+        &columns,
         target,
         &sets.train,
         &sets.validation,
         &tree_params,
     )?;
-    let tree_predictions = booster.predict(&all_columns);
+    let tree_predictions = booster.predict(&columns);
     Ok(SetFit {
         predictions: [vec![mean; n], ridge_predictions, tree_predictions],
         alpha: ridge.alpha,
@@ -833,6 +850,48 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_missing_engagement_column_and_a_negative_count_are_named() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let inputs = write_inputs(dir.path(), 100, &planted);
+        let names: Vec<String> = ["audio", "metadata", "tracks"].map(String::from).to_vec();
+        let cancel = AtomicBool::new(false);
+        let io = StageIo {
+            stage: "popularity",
+            inputs: &inputs,
+            input_names: &names,
+            out_dir: dir.path(),
+            provenance: &[],
+            project_dir: dir.path(),
+            cancel: &cancel,
+            progress: &|_, _| {},
+        };
+        let params = PopularityParams {
+            engagement: vec!["track.shares".into()],
+            ..PopularityParams::default()
+        };
+        let message = Popularity::run(&params, &io).err().map(|e| e.to_string());
+        assert_eq!(
+            message,
+            Some(format!("{}: no column `track.shares`", inputs[1].display()))
+        );
+        let negative = write_inputs(dir.path(), 100, &|id, x| {
+            if id == 7 {
+                -3
+            } else {
+                planted(id, x)
+            }
+        });
+        let message = run(&negative, dir.path()).err().map(|e| e.to_string());
+        assert_eq!(
+            message,
+            Some(format!(
+                "{}: track 7 has -3 listens; expected a count of 0 or more",
+                negative[2].display()
+            ))
+        );
     }
 
     #[test]

@@ -33,15 +33,35 @@ impl Ridge {
         x.rows()
             .into_iter()
             .map(|row| {
+                // The same order of sums as `predict_columns`, so both give the same bits.
                 row.iter()
                     .zip(&self.mean)
                     .zip(&self.scale)
                     .zip(&self.coef)
-                    .map(|(((v, m), s), w)| (v - m) / s * w)
-                    .sum::<f64>()
-                    + self.intercept
+                    .fold(self.intercept, |acc, (((v, m), s), w)| {
+                        acc + (v - m) / s * w
+                    })
             })
             .collect()
+    }
+}
+
+impl Ridge {
+    /// Predictions for rows given as columns (`columns[j][i]` is feature j of row i).
+    pub fn predict_columns(&self, columns: &[&[f64]]) -> Vec<f64> {
+        let rows = columns.first().map_or(0, |c| c.len());
+        let mut out = vec![self.intercept; rows];
+        for (((column, m), s), w) in columns
+            .iter()
+            .zip(&self.mean)
+            .zip(&self.scale)
+            .zip(&self.coef)
+        {
+            for (o, v) in out.iter_mut().zip(column.iter()) {
+                *o += (v - m) / s * w;
+            }
+        }
+        out
     }
 }
 
@@ -180,6 +200,9 @@ mod tests {
         for (p, t) in predicted.iter().zip(&y) {
             assert!((p - t).abs() < 1e-6, "{p} vs {t}");
         }
+        let columns: Vec<Vec<f64>> = (0..d).map(|j| x.column(j).to_vec()).collect();
+        let views: Vec<&[f64]> = columns.iter().map(Vec::as_slice).collect();
+        assert_eq!(fit.predict_columns(&views), predicted);
         assert_eq!(fit.coef[5], 0.0);
         // A large penalty shrinks towards the mean.
         let flat = RidgePath::new(x.view(), &y)

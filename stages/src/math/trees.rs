@@ -54,10 +54,11 @@ struct Binner {
 impl Binner {
     /// Edges at the midpoints of distinct training values, or at quantiles when there are
     /// more than 255 of them.
-    fn fit(columns: &[Vec<f64>], rows: &[usize]) -> Self {
+    fn fit<C: AsRef<[f64]> + Sync>(columns: &[C], rows: &[usize]) -> Self {
         let edges = columns
             .par_iter()
             .map(|column| {
+                let column = column.as_ref();
                 let mut values: Vec<f64> = rows
                     .iter()
                     .map(|&r| column[r])
@@ -81,12 +82,13 @@ impl Binner {
     }
 
     /// Bin of every row of every column; a missing value sorts below everything.
-    fn apply(&self, columns: &[Vec<f64>]) -> Vec<Vec<u8>> {
+    fn apply<C: AsRef<[f64]> + Sync>(&self, columns: &[C]) -> Vec<Vec<u8>> {
         columns
             .par_iter()
             .zip(&self.edges)
             .map(|(column, edges)| {
                 column
+                    .as_ref()
                     .iter()
                     .map(|v| {
                         if v.is_finite() {
@@ -302,14 +304,16 @@ fn grow(
 /// Fits trees to `y` (one value per row of `columns`; column-major: `columns[j][i]` is feature
 /// j of row i) on the `train` rows, stopping when the squared error on the `validation` rows
 /// has not improved for `patience` rounds and keeping the best round.
-pub fn fit(
-    columns: &[Vec<f64>],
+pub fn fit<C: AsRef<[f64]> + Sync>(
+    columns: &[C],
     y: &[f64],
     train: &[usize],
     validation: &[usize],
     p: &TreeParams,
 ) -> Result<Trees> {
-    if columns.iter().any(|c| c.len() != y.len()) || train.len() < 2 * p.min_samples_leaf.max(1) {
+    if columns.iter().any(|c| c.as_ref().len() != y.len())
+        || train.len() < 2 * p.min_samples_leaf.max(1)
+    {
         return Err(Error::Numerical {
             what: "gradient-boosted trees",
             message: format!(
@@ -360,9 +364,9 @@ pub fn fit(
 
 impl Trees {
     /// Predictions for rows given as columns, as in `fit`.
-    pub fn predict(&self, columns: &[Vec<f64>]) -> Vec<f64> {
+    pub fn predict<C: AsRef<[f64]> + Sync>(&self, columns: &[C]) -> Vec<f64> {
         let bins = self.binner.apply(columns);
-        let rows = columns.first().map_or(0, Vec::len);
+        let rows = columns.first().map_or(0, |c| c.as_ref().len());
         (0..rows)
             .map(|r| self.base + self.trees.iter().map(|t| t.predict(&bins, r)).sum::<f64>())
             .collect()
