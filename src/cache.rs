@@ -62,6 +62,11 @@ pub struct UnreadableManifest {
 }
 
 impl Cache {
+    /// The cache folder.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
     /// The cache rooted at `dir` (created on first write).
     pub fn new(dir: PathBuf) -> Self {
         Self { dir }

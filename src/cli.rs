@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::config_error::{suggest, ConfigErrors};
 use crate::dag::DagFormat;
 use crate::error::{Exit, UsageError};
+use crate::executor::ExecutorKind;
 use crate::plan::{Action, Evaluation, Project};
 use crate::publish;
 use crate::registry::Registry;
@@ -121,8 +122,22 @@ pub enum Command {
         /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
+        /// Where stages that must run are computed (default: `[executor] kind`, else local).
+        #[arg(long, value_enum, value_name = "KIND")]
+        executor: Option<ExecutorKind>,
         #[command(flatten)]
         remote: RemoteArgs,
+    },
+    /// Compute one stage of a cluster job from the job spec on stdin (what a batch script
+    /// submitted by `--executor slurm` runs on a node).
+    #[command(hide = true)]
+    Worker {
+        /// Read the job spec from this file instead of stdin.
+        #[arg(long, value_name = "FILE")]
+        spec: Option<PathBuf>,
+        /// The piece of a sharded stage (default: `SLURM_ARRAY_TASK_ID`).
+        #[arg(long, value_name = "N")]
+        shard: Option<usize>,
     },
     /// Upload the cached results of stages (default: all) to the remote cache.
     Push {
@@ -329,12 +344,14 @@ pub fn execute(cli: Cli) -> anyhow::Result<Exit> {
             let project = Project::open(config);
             status(&project, &selected, json)
         }
+        Command::Worker { spec, shard } => worker(spec.as_deref(), shard, &registry),
         Command::Run {
             stages,
             force,
             dry_run,
             jobs,
             json,
+            executor,
             remote,
         } => {
             let config = load(&cli.config, &cli.set, &registry)?;
@@ -344,10 +361,11 @@ pub fn execute(cli: Cli) -> anyhow::Result<Exit> {
                 return dry_run_plan(&project, &targets, force, json);
             }
             let remote = remote.open(&config)?;
+            let executor = executor.unwrap_or(config.executor.kind);
             run_locked(
                 config,
                 &targets,
-                (force, jobs, false),
+                (force, jobs, false, executor),
                 remote.as_ref(),
                 json,
             )
@@ -356,7 +374,13 @@ pub fn execute(cli: Cli) -> anyhow::Result<Exit> {
             let config = load(&cli.config, &cli.set, &registry)?;
             let targets = resolve_targets(&config, &stages)?;
             let remote = remote.open(&config)?.ok_or(UsageError::NoRemote)?;
-            run_locked(config, &targets, (false, 1, true), Some(&remote), false)
+            run_locked(
+                config,
+                &targets,
+                (false, 1, true, ExecutorKind::Local),
+                Some(&remote),
+                false,
+            )
         }
         Command::Push { stages, remote } => {
             let config = load(&cli.config, &cli.set, &registry)?;
@@ -523,7 +547,7 @@ fn push(config: Config, targets: &[usize], remote: &Remote) -> anyhow::Result<Ex
 fn run_locked(
     config: Config,
     targets: &[usize],
-    (force, jobs, restore_only): (bool, usize, bool),
+    (force, jobs, restore_only, executor): (bool, usize, bool, ExecutorKind),
     remote: Option<&Remote>,
     json: bool,
 ) -> anyhow::Result<Exit> {
@@ -537,6 +561,7 @@ fn run_locked(
         jobs,
         cancel: cancel.clone(),
         restore_only,
+        executor,
         observer: view
             .clone()
             .map(|v| runner::Observer(v as Arc<dyn runner::RunObserver>)),
@@ -593,11 +618,49 @@ fn install_interrupt_handler(cancel: &Arc<AtomicBool>) {
     let cancel = cancel.clone();
     let _ = ctrlc::set_handler(move || {
         if cancel.swap(true, Ordering::SeqCst) {
-            // Second Ctrl-C: leave now. Staging folders are cleaned by the next run.
+            // Second Ctrl-C: leave now, cancelling any cluster job first. Staging folders are
+            // cleaned by the next run.
+            crate::executor::slurm::cancel_submitted();
             std::process::exit(130);
         }
-        eprintln!("interrupted: stopping after running stages finish (Ctrl-C again to quit now)");
+        eprintln!("interrupted: stopping the running stages (Ctrl-C again to quit now)");
     });
+}
+
+/// `pipeline worker`: the exit status tells the controller whether the result is committed;
+/// the error goes to stderr, which Slurm keeps in the job's log.
+fn worker(
+    spec: Option<&std::path::Path>,
+    shard: Option<usize>,
+    registry: &Registry,
+) -> anyhow::Result<Exit> {
+    use std::io::Read as _;
+    let text = match spec {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the job spec {}", path.display()))?,
+        None => {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("cannot read the job spec from stdin")?;
+            text
+        }
+    };
+    let spec = crate::executor::worker::parse_spec(&text)?;
+    let shard = match shard {
+        Some(shard) => Some(shard),
+        None => match std::env::var("SLURM_ARRAY_TASK_ID") {
+            Ok(id) => Some(
+                id.trim()
+                    .parse()
+                    .with_context(|| format!("SLURM_ARRAY_TASK_ID is not a number: `{id}`"))?,
+            ),
+            Err(_) => None,
+        },
+    };
+    crate::executor::worker::run(&spec, registry, shard)
+        .with_context(|| format!("stage `{}` failed", spec.stage))?;
+    Ok(Exit::Success)
 }
 
 /// Writes to stdout; a closed pipe (`pipeline status | head`) is not an error.

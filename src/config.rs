@@ -14,6 +14,7 @@ use stages::kind::{InputInfo, OutputSpec, ParamError, StageKind};
 
 use crate::config_error::{suggest, ConfigError, ConfigErrorKind, ConfigErrors};
 use crate::dag::Dag;
+use crate::executor::{ExecutorSettings, Resources};
 use crate::raw_config::{RawConfig, RawStage};
 use crate::registry::Registry;
 use crate::span::Span;
@@ -83,6 +84,8 @@ pub struct StageConfig {
     pub code: Vec<(String, PathBuf)>,
     /// Environment variables whose values are part of the key.
     pub env: Vec<String>,
+    /// What its cluster job asks for (`[stages.NAME.resources]`); not part of the key.
+    pub resources: Resources,
 }
 
 impl StageConfig {
@@ -125,6 +128,8 @@ pub struct Config {
     pub push: bool,
     /// `[cache] trusted_keys`: whose signed results the remote may serve.
     pub trusted_keys: Vec<crate::signing::TrustedKey>,
+    /// `[executor]`: where stages run.
+    pub executor: ExecutorSettings,
     /// Stages in declaration order.
     pub stages: Vec<StageConfig>,
     /// The stage graph.
@@ -272,6 +277,18 @@ impl Config {
             }
             None => (None, false),
         };
+        let mut executor = ExecutorSettings::default();
+        for (key, value) in raw.executor.iter().flat_map(|t| t.get_ref().iter()) {
+            if let Err(message) = executor.set(key.get_ref(), value.get_ref(), &root) {
+                errors.push(
+                    Some(Span::new(value.span())),
+                    ConfigErrorKind::InvalidExecutor {
+                        key: key.get_ref().clone(),
+                        message,
+                    },
+                );
+            }
+        }
         if raw.stages.is_empty() {
             errors.push(None, ConfigErrorKind::NoStages);
             return Err(errors.finish());
@@ -439,6 +456,7 @@ impl Config {
             push,
             trusted_keys,
             root,
+            executor,
             stages: parsed,
             dag,
         })
@@ -580,9 +598,36 @@ fn parse_stage(
     let mut params = Map::new();
     let mut spans = BTreeMap::new();
     let mut ok = true;
+    let mut resources = Resources::default_for(kind_name);
     for (key, value) in table {
         match key.get_ref().as_str() {
             "kind" => {}
+            "resources" => {
+                let mut fail = |key: &str, message: String| {
+                    errors.push(
+                        Some(Span::new(value.span())),
+                        ConfigErrorKind::InvalidResources {
+                            stage: stage.to_owned(),
+                            key: key.to_owned(),
+                            message,
+                        },
+                    );
+                };
+                match value.get_ref().as_table() {
+                    Some(table) => {
+                        for (key, value) in table {
+                            if let Err(message) = resources.set(key, value) {
+                                fail(key, message);
+                                ok = false;
+                            }
+                        }
+                    }
+                    None => {
+                        fail("", "expected a table (`[stages.NAME.resources]`)".into());
+                        ok = false;
+                    }
+                }
+            }
             "inputs" => match value.get_ref().as_array() {
                 Some(items) if items.iter().all(|i| i.is_str()) => {
                     // Items of a TOML array carry no spans of their own; point at the list.
@@ -693,6 +738,7 @@ fn parse_stage(
             external_outputs,
             code,
             env,
+            resources,
         },
         inputs,
     ))
@@ -710,7 +756,7 @@ fn push_param_error(
         ParamError::Unknown { key, known } => {
             let span = spans.get(&key).map(|(k, _)| k.clone());
             let mut candidates: Vec<&str> = known.iter().map(String::as_str).collect();
-            candidates.extend(["kind", "inputs"]);
+            candidates.extend(["kind", "inputs", "resources"]);
             errors.push(
                 span.map(Span::new),
                 ConfigErrorKind::UnknownParam {

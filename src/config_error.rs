@@ -150,6 +150,22 @@ pub enum ConfigErrorKind {
         /// What is wrong.
         message: String,
     },
+    /// A key in `[executor]` is not understood.
+    InvalidExecutor {
+        /// The key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A key in `[stages.NAME.resources]` is not understood.
+    InvalidResources {
+        /// The stage.
+        stage: String,
+        /// The key (empty when `resources` itself is not a table).
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 impl fmt::Display for ConfigErrorKind {
@@ -234,6 +250,17 @@ impl fmt::Display for ConfigErrorKind {
                 did_you_mean(f, suggestion.as_deref())
             }
             K::InvalidCache { message } => write!(f, "[cache]: {message}"),
+            K::InvalidExecutor { key, message } => write!(f, "[executor] {key}: {message}"),
+            K::InvalidResources {
+                stage,
+                key,
+                message,
+            } if key.is_empty() => write!(f, "stage `{stage}`: resources: {message}"),
+            K::InvalidResources {
+                stage,
+                key,
+                message,
+            } => write!(f, "stage `{stage}`: resources.{key}: {message}"),
         }
     }
 }

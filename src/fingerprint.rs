@@ -19,6 +19,11 @@
 //!   (they only let the stat cache skip rehashing an untouched file);
 //! - absolute paths: moving the project must not invalidate the cache;
 //! - thread counts (`-j`), log levels, the terminal: they do not change results;
+//! - where and how a stage runs: the executor (`--executor slurm`), a stage's
+//!   `[stages.NAME.resources]` (cpus, memory, time limit, partition) and a kind's scheduling
+//!   parameters (the k-NN's `shards`). A worker on a cluster node computes the same bytes as a
+//!   local run, so a result computed anywhere serves every machine; putting them in the key
+//!   would make a time-limit tweak recompute everything downstream;
 //! - `#[cfg(test)]` code, comments or strings that merely mention a module: the module
 //!   graph ignores them when it follows imports (a file's own text, comments included, is
 //!   still hashed);

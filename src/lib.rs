@@ -17,6 +17,7 @@ pub mod content_hash;
 pub mod dag;
 pub(crate) mod du;
 pub mod error;
+pub mod executor;
 pub(crate) mod fingerprint;
 pub(crate) mod gc;
 pub(crate) mod inspect;

@@ -260,7 +260,7 @@ impl Project {
             stage: stage.id.0.clone(),
             kind: stage.kind.name().to_owned(),
             code_version: stage.kind.code_version(),
-            params: stage.params.clone(),
+            params: key_params(stage),
             inputs,
             code,
             env,
@@ -549,4 +549,16 @@ impl Project {
         }
         evaluations
     }
+}
+
+/// The parameters that enter the key: all of them but the ones that only decide how the work
+/// is split (`shards`), which the kind vouches never change its result.
+fn key_params(stage: &StageConfig) -> serde_json::Value {
+    let mut params = stage.params.clone();
+    if let Some(map) = params.as_object_mut() {
+        for name in stage.kind.scheduling_params() {
+            map.remove(*name);
+        }
+    }
+    params
 }

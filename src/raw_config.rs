@@ -21,6 +21,9 @@ pub(crate) struct RawConfig {
     /// Where and how results are cached.
     #[serde(default)]
     pub cache: Option<Spanned<RawCache>>,
+    /// Where stages run (`[executor]`), keys and values spanned.
+    #[serde(default)]
+    pub executor: Option<Spanned<RawStage>>,
     /// The stages, keyed by name.
     #[serde(default)]
     pub stages: BTreeMap<Spanned<String>, Spanned<RawStage>>,

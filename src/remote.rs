@@ -424,4 +424,73 @@ impl Remote {
         }
         Ok(())
     }
+
+    /// Makes sure the remote holds the file at `path` as the object `hash` (a cluster job's
+    /// input); uploads it when it does not.
+    pub fn put_object(
+        &self,
+        path: &std::path::Path,
+        hash: &ContentHash,
+    ) -> Result<(), RemoteError> {
+        let remote_path = self.object_path(hash);
+        if self.exists(&remote_path)? {
+            return Ok(());
+        }
+        let data = std::fs::read(path).map_err(|source| PublishError::Io {
+            action: "read",
+            path: path.to_owned(),
+            source,
+        })?;
+        if ContentHash::of(&data) != *hash {
+            return Err(PublishError::CorruptObject {
+                path: path.to_owned(),
+            }
+            .into());
+        }
+        let len = data.len() as u64;
+        if self.put_if_absent(&remote_path, data)? {
+            if let Ok(mut t) = self.transfers.lock() {
+                t.uploaded_objects += 1;
+                t.uploaded_bytes += len;
+            }
+        }
+        Ok(())
+    }
+
+    /// Downloads the object `hash` into `cache` unless it is there already, verified.
+    pub fn fetch_object(
+        &self,
+        cache: &Cache,
+        hash: &ContentHash,
+        stat_cache: &StatCache,
+    ) -> Result<(), RemoteError> {
+        if cache.check_object(hash, stat_cache) == ObjectState::Sound {
+            return Ok(());
+        }
+        let path = self.object_path(hash);
+        let Some(data) = self.get(&path)? else {
+            return Err(RemoteError::Corrupt {
+                path: path.to_string(),
+                message: "the object is not in the remote cache".into(),
+            });
+        };
+        if ContentHash::of(&data) != *hash {
+            return Err(RemoteError::Corrupt {
+                path: path.to_string(),
+                message: "its content does not match its hash".into(),
+            });
+        }
+        let len = data.len() as u64;
+        publish::adopt_object(cache, hash, &data, stat_cache)?;
+        if let Ok(mut t) = self.transfers.lock() {
+            t.downloaded_objects += 1;
+            t.downloaded_bytes += len;
+        }
+        Ok(())
+    }
+
+    /// Whether the remote holds a manifest for `key` (an error counts as no).
+    pub fn has_manifest(&self, key: &KeyHash) -> bool {
+        self.exists(&self.manifest_path(key)).unwrap_or(false)
+    }
 }

@@ -19,14 +19,16 @@ use std::sync::{mpsc, Arc};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
-use stages::kind::StageIo;
 
 use crate::cache::ObjectState;
 use crate::config::{InputRef, StageConfig};
+use crate::executor::job_spec::{JobExchange, JobInput, JobSpec, Task, SPEC_FORMAT};
+use crate::executor::local::{self, Finished};
+use crate::executor::slurm::{self, JobEnd, SlurmJobs};
+use crate::executor::{Exchange, ExecutorKind};
 use crate::lockfile::LockEntry;
 use crate::manifest::{Manifest, OutputRecord};
 use crate::plan::{Evaluation, Project, Verdict};
-use crate::provenance;
 use crate::publish::{self, PublishError};
 use crate::remote::Remote;
 use crate::stage_key::KeyHash;
@@ -119,6 +121,24 @@ pub enum StageError {
         /// The upstream stage.
         stage: String,
     },
+    /// The stage's cluster job ended without a result.
+    #[error("Slurm job {job} ended {state}; the end of its log ({log}):\n{tail}")]
+    Job {
+        /// The job id (`123`, or `124_3` for one piece of a sharded stage).
+        job: String,
+        /// Slurm's state: FAILED, TIMEOUT, CANCELLED, OUT_OF_MEMORY, NODE_FAIL, ...
+        state: String,
+        /// The job's log file.
+        log: String,
+        /// Its last lines.
+        tail: String,
+    },
+    /// The stage's cluster job is gone and left no result.
+    #[error("{message}")]
+    Vanished {
+        /// What happened.
+        message: String,
+    },
     /// The user interrupted the run.
     #[error("interrupted")]
     Interrupted,
@@ -148,6 +168,10 @@ pub struct StageOutcome {
     /// Where a restored result came from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<RestoreSource>,
+    /// The Slurm jobs that computed it (`--executor slurm`): the job array of a sharded
+    /// stage, then its merge job.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub jobs: Vec<String>,
 }
 
 /// What a run did.
@@ -205,6 +229,8 @@ pub struct RunOptions {
     pub restore_only: bool,
     /// Told of every start, progress report and outcome.
     pub observer: Option<Observer>,
+    /// Where stages that must run are computed.
+    pub executor: ExecutorKind,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,13 +238,6 @@ enum State {
     Pending,
     Running,
     Done(Outcome),
-}
-
-struct Finished {
-    index: usize,
-    staging: tempfile::TempDir,
-    seconds: f64,
-    result: Result<(), StageError>,
 }
 
 /// How a stage ended, with what its dependents need.
@@ -264,6 +283,10 @@ struct Scheduler<'a> {
     lock_updates: Vec<(String, LockEntry)>,
     tx: mpsc::Sender<Finished>,
     rx: mpsc::Receiver<Finished>,
+    /// The cluster jobs of this run (`--executor slurm`), or why they cannot be submitted.
+    slurm: Option<Result<SlurmJobs, String>>,
+    /// The job ids of each submitted stage, for its row of the report.
+    job_ids: BTreeMap<usize, Vec<String>>,
 }
 
 impl<'a> Scheduler<'a> {
@@ -282,6 +305,10 @@ impl<'a> Scheduler<'a> {
         if let Some(observer) = &options.observer {
             observer.0.planned(order.len());
         }
+        let slurm = (options.executor == ExecutorKind::Slurm).then(|| {
+            let logs = project.cache.logs_dir().join("slurm");
+            SlurmJobs::new(&project.config.executor, &logs)
+        });
         Self {
             project,
             options,
@@ -294,7 +321,13 @@ impl<'a> Scheduler<'a> {
             lock_updates: Vec::new(),
             tx,
             rx,
+            slurm,
+            job_ids: BTreeMap::new(),
         }
+    }
+
+    fn slurm_jobs(&mut self) -> Option<&mut SlurmJobs> {
+        self.slurm.as_mut().and_then(|s| s.as_mut().ok())
     }
 
     fn drive(&mut self) {
@@ -311,11 +344,180 @@ impl<'a> Scheduler<'a> {
             if self.running.is_empty() {
                 break;
             }
-            let Ok(finished) = self.rx.recv() else {
-                break;
-            };
-            self.on_finished(finished);
+            match self
+                .slurm_jobs()
+                .filter(|j| !j.is_empty())
+                .map(|j| j.tick())
+            {
+                Some(tick) => match self.rx.recv_timeout(tick) {
+                    Ok(finished) => self.on_finished(finished),
+                    Err(mpsc::RecvTimeoutError::Timeout) => self.poll_jobs(),
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                },
+                None => {
+                    let Ok(finished) = self.rx.recv() else {
+                        break;
+                    };
+                    self.on_finished(finished);
+                }
+            }
         }
+    }
+
+    /// Cancels every job on Ctrl-C, else asks Slurm (when a poll is due) and settles the
+    /// stages whose jobs ended.
+    fn poll_jobs(&mut self) {
+        let cancelled = self.options.cancel.load(Ordering::Relaxed);
+        let Some(jobs) = self.slurm_jobs() else {
+            return;
+        };
+        if cancelled {
+            let stages = jobs.cancel_all();
+            for index in stages {
+                let started = self.running.remove(&index).map(|(_, s)| s);
+                self.fail(index, started, StageError::Interrupted);
+            }
+            return;
+        }
+        let ended = match jobs.poll() {
+            Ok(ended) => ended,
+            Err(err) => {
+                // A slurmctld hiccup is not a stage failure; the next poll asks again.
+                tracing::warn!("{err}");
+                return;
+            }
+        };
+        let grace = jobs.vanished_after();
+        for (index, end) in ended {
+            match end {
+                JobEnd::Completed => self.on_committed(index, None),
+                JobEnd::Failed { job, state, log } => {
+                    if let Some(jobs) = self.slurm_jobs() {
+                        jobs.cancel_stage(index);
+                    }
+                    let started = self.running.remove(&index).map(|(_, s)| s);
+                    let error = StageError::Job {
+                        tail: slurm::log_tail(&log, 20),
+                        job,
+                        state,
+                        log: self.project.config.relative(&log),
+                    };
+                    self.fail(index, started, error);
+                }
+                JobEnd::Vanished { job, unseen } => {
+                    let message = format!(
+                        "Slurm job {job} is no longer known to Slurm and left no result (waited {:.0} s)",
+                        unseen.as_secs_f64()
+                    );
+                    if self.result_exists(index) {
+                        self.on_committed(index, None);
+                    } else if unseen >= grace {
+                        self.on_committed(index, Some(message));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether the committed result of running stage `index` can be found.
+    fn result_exists(&self, index: usize) -> bool {
+        let Some(key) = self.running.get(&index).and_then(|(e, _)| e.key()) else {
+            return false;
+        };
+        let stage = self.stage(index);
+        match self.project.config.executor.exchange {
+            Exchange::SharedFolder => self
+                .project
+                .cache
+                .read_manifest(&key.0)
+                .ok()
+                .flatten()
+                .is_some_and(|m| m.matches(&stage.outputs)),
+            Exchange::Remote => self.remote.is_some_and(|r| r.has_manifest(&key.0)),
+        }
+    }
+
+    /// A worker committed stage `index` to the cache: publishes it as a local run would.
+    /// `missing` is the error to give when the result cannot be found.
+    fn on_committed(&mut self, index: usize, missing: Option<String>) {
+        if let Some(jobs) = self.slurm_jobs() {
+            jobs.release(index);
+        }
+        let Some((evaluation, started)) = self.running.remove(&index) else {
+            return;
+        };
+        let stage = self.stage(index);
+        match collect_committed(self.project, stage, evaluation, self.remote) {
+            Ok(Some(evaluation)) => {
+                if let (Some(remote), Some(manifest), Exchange::SharedFolder) = (
+                    self.remote.filter(|r| r.push),
+                    evaluation.manifest(),
+                    self.project.config.executor.exchange,
+                ) {
+                    if let Err(err) = remote.upload(&self.project.cache, manifest) {
+                        tracing::warn!("{}: not pushed: {err}", stage.id);
+                    }
+                }
+                self.settle(
+                    index,
+                    Some(started),
+                    Settled::Done {
+                        outcome: Outcome::Ran,
+                        evaluation: Box::new(evaluation),
+                        source: None,
+                    },
+                );
+            }
+            Ok(None) => {
+                let message = missing.unwrap_or_else(|| {
+                    "its Slurm job completed but its result is not in the cache".into()
+                });
+                self.fail(index, Some(started), StageError::Vanished { message });
+            }
+            Err(error) => self.fail(index, Some(started), error),
+        }
+    }
+
+    /// Submits stage `index` as a Slurm job.
+    fn submit(&mut self, index: usize, evaluation: &Evaluation) -> Result<(), StageError> {
+        let stage = self.stage(index);
+        let spec = job_spec(self.project, stage, evaluation, &self.done, self.remote)?;
+        let shards = stage.kind.shards(&stage.params);
+        let jobs = match &mut self.slurm {
+            Some(Ok(jobs)) => jobs,
+            Some(Err(message)) => {
+                return Err(StageError::Start {
+                    message: message.clone(),
+                })
+            }
+            None => {
+                return Err(StageError::Start {
+                    message: "no Slurm executor".into(),
+                })
+            }
+        };
+        let ids = jobs
+            .submit(index, &spec, &stage.resources, shards)
+            .map_err(|message| StageError::Start { message })?;
+        let reasons: Vec<String> = evaluation.reasons.iter().map(ToString::to_string).collect();
+        tracing::info!(
+            "{}: submitted as Slurm job {} ({}; {})",
+            stage.id,
+            ids.join(" + "),
+            stage.resources,
+            reasons.join("; ")
+        );
+        self.job_ids.insert(index, ids);
+        if let Some(observer) = &self.options.observer {
+            let estimate = self
+                .project
+                .lockfile
+                .stages
+                .get(stage.id.as_str())
+                .and_then(|e| e.seconds);
+            observer.0.started(stage.id.as_str(), estimate);
+        }
+        Ok(())
     }
 
     fn into_report(mut self) -> (RunReport, Vec<(String, LockEntry)>) {
@@ -362,6 +564,7 @@ impl<'a> Scheduler<'a> {
                     error: None,
                     cause: None,
                     source,
+                    jobs: self.job_ids.remove(&index).into_iter().flatten().collect(),
                 };
                 self.done.insert(index, *evaluation);
                 row
@@ -378,6 +581,7 @@ impl<'a> Scheduler<'a> {
                     error: Some(error.to_string()),
                     cause: Some(error),
                     source: None,
+                    jobs: self.job_ids.remove(&index).into_iter().flatten().collect(),
                 }
             }
         };
@@ -632,14 +836,19 @@ impl<'a> Scheduler<'a> {
         if self.running.len() >= self.options.jobs.max(1) {
             return Step::Waiting;
         }
-        match start(
-            self.project,
-            index,
-            &evaluation,
-            &self.done,
-            (&self.options.cancel, self.options.observer.clone()),
-            self.tx.clone(),
-        ) {
+        let started_job = if self.slurm.is_some() {
+            self.submit(index, &evaluation)
+        } else {
+            local::start(
+                self.project,
+                index,
+                &evaluation,
+                &self.done,
+                (&self.options.cancel, self.options.observer.clone()),
+                self.tx.clone(),
+            )
+        };
+        match started_job {
             Ok(()) => {
                 self.running.insert(index, (evaluation, started));
                 self.states.insert(index, State::Running);
@@ -677,6 +886,138 @@ impl<'a> Scheduler<'a> {
             Err(error) => self.fail(index, Some(started), error),
         }
     }
+}
+
+/// The outputs a worker committed for a running stage, published; `Ok(None)` when the cache
+/// (or the remote) has no result for its key.
+fn collect_committed(
+    project: &Project,
+    stage: &StageConfig,
+    evaluation: Evaluation,
+    remote: Option<&Remote>,
+) -> Result<Option<Evaluation>, StageError> {
+    let unknown_key = || StageError::Start {
+        message: "stage key unknown".into(),
+    };
+    let (key, _) = evaluation.key().cloned().ok_or_else(unknown_key)?;
+    let manifest = match (project.config.executor.exchange, remote) {
+        (Exchange::Remote, Some(remote)) => {
+            fetch_remote(project, stage, remote, &key).map_err(|e| StageError::Remote {
+                message: e.to_string(),
+            })?
+        }
+        _ => {
+            let Some(manifest) = project
+                .cache
+                .read_manifest(&key)
+                .map_err(|e| StageError::Publish {
+                    message: format!("the manifest {} cannot be read", e.path.display()),
+                })?
+                .filter(|m| m.matches(&stage.outputs))
+            else {
+                return Ok(None);
+            };
+            // Written by another process: verified on the way out like any cached result.
+            let dir = project.stage_output_dir(stage);
+            publish::publish_outputs(
+                &project.cache,
+                &dir,
+                &stage.outputs,
+                &manifest,
+                &project.stat_cache,
+            )
+            .map_err(|e| StageError::Publish {
+                message: e.to_string(),
+            })?;
+            Some(manifest)
+        }
+    };
+    let Some(manifest) = manifest else {
+        return Ok(None);
+    };
+    tracing::info!(
+        "{}: finished in {:.2}s on the cluster",
+        stage.id,
+        manifest.seconds
+    );
+    let resolved = resolved_of(project, &manifest);
+    evaluation
+        .completed(Some(manifest), resolved)
+        .map(Some)
+        .ok_or_else(unknown_key)
+}
+
+/// What the worker of stage `stage` needs; with the remote exchange, its inputs are uploaded
+/// first so the node can fetch them.
+fn job_spec(
+    project: &Project,
+    stage: &StageConfig,
+    evaluation: &Evaluation,
+    done: &BTreeMap<usize, Evaluation>,
+    remote: Option<&Remote>,
+) -> Result<JobSpec, StageError> {
+    let start_error = |message: String| StageError::Start { message };
+    let (key, components) = evaluation
+        .key()
+        .cloned()
+        .ok_or_else(|| start_error("stage key unknown".into()))?;
+    let paths = input_paths(project, stage, done)?;
+    let exchange = match project.config.executor.exchange {
+        Exchange::SharedFolder => JobExchange::Shared {
+            cache_dir: std::path::absolute(project.cache.dir())
+                .map_err(|e| start_error(format!("cannot resolve the cache folder: {e}")))?,
+        },
+        Exchange::Remote => JobExchange::Remote {
+            url: remote
+                .ok_or_else(|| {
+                    start_error(
+                        "[executor] cache = \"remote\" needs a remote cache ([cache] remote, --remote or PIPELINE_REMOTE)".into(),
+                    )
+                })?
+                .url()
+                .to_owned(),
+        },
+    };
+    let mut inputs = Vec::with_capacity(paths.len());
+    for (input, path) in stage.inputs.iter().zip(paths) {
+        let object = project
+            .stat_cache
+            .hashes(&path)
+            .map_err(|e| start_error(format!("cannot hash input `{input}`: {e}")))?
+            .object;
+        if let (Exchange::Remote, Some(remote)) = (project.config.executor.exchange, remote) {
+            remote
+                .put_object(&path, &object)
+                .map_err(|e| StageError::Remote {
+                    message: format!("cannot upload input `{input}` for the cluster: {e}"),
+                })?;
+        }
+        let path = std::path::absolute(&path).unwrap_or(path);
+        inputs.push(JobInput {
+            name: input.to_string(),
+            path,
+            object,
+        });
+    }
+    Ok(JobSpec {
+        format: SPEC_FORMAT,
+        stage: stage.id.0.clone(),
+        kind: stage.kind.name().to_owned(),
+        code_version: components.code_version.clone(),
+        params: stage.params.clone(),
+        inputs,
+        outputs: stage
+            .outputs
+            .iter()
+            .map(|o| (o.name.clone(), o.file.clone()))
+            .collect(),
+        key,
+        components,
+        project_dir: std::path::absolute(&project.config.root)
+            .unwrap_or_else(|_| project.config.root.clone()),
+        exchange,
+        task: Task::Whole,
+    })
 }
 
 /// Downloads `key` from the remote into the local cache and publishes its outputs.
@@ -719,7 +1060,7 @@ pub fn resolved_of(project: &Project, manifest: &Manifest) -> crate::plan::Resol
         .collect()
 }
 
-fn input_paths(
+pub(crate) fn input_paths(
     project: &Project,
     stage: &StageConfig,
     done: &BTreeMap<usize, Evaluation>,
@@ -746,91 +1087,6 @@ fn input_paths(
         }
     }
     Ok(paths)
-}
-
-fn start(
-    project: &Project,
-    index: usize,
-    evaluation: &Evaluation,
-    done: &BTreeMap<usize, Evaluation>,
-    (cancel, observer): (&Arc<AtomicBool>, Option<Observer>),
-    tx: mpsc::Sender<Finished>,
-) -> Result<(), StageError> {
-    let stage = &project.config.stages[index];
-    let (key, components) = evaluation.key().cloned().ok_or_else(|| StageError::Start {
-        message: "stage key unknown".into(),
-    })?;
-    let inputs = input_paths(project, stage, done)?;
-    let input_names: Vec<String> = stage.inputs.iter().map(ToString::to_string).collect();
-    let staging =
-        publish::staging_dir(&project.cache, stage.id.as_str()).map_err(|e| StageError::Start {
-            message: e.to_string(),
-        })?;
-    let provenance = provenance::pairs(&key, &components).map_err(|e| StageError::Start {
-        message: e.to_string(),
-    })?;
-    let kind = stage.kind.clone();
-    let params = stage.params.clone();
-    let name = stage.id.0.clone();
-    let project_dir = project.config.root.clone();
-    let cancel = cancel.clone();
-    let reasons: Vec<String> = evaluation.reasons.iter().map(ToString::to_string).collect();
-    tracing::info!("{name}: running ({})", reasons.join("; "));
-    if let Some(observer) = &observer {
-        let estimate = project
-            .lockfile
-            .stages
-            .get(name.as_str())
-            .and_then(|e| e.seconds);
-        observer.0.started(&name, estimate);
-    }
-    std::thread::Builder::new()
-        .name(format!("stage-{name}"))
-        .spawn(move || {
-            let started = Instant::now();
-            let report = |message: &str, done: f64| {
-                if let Some(observer) = &observer {
-                    observer.0.progress(&name, message, done);
-                }
-            };
-            let io = StageIo {
-                stage: &name,
-                inputs: &inputs,
-                input_names: &input_names,
-                out_dir: staging.path(),
-                provenance: &provenance,
-                project_dir: &project_dir,
-                cancel: &cancel,
-                progress: &report,
-            };
-            let result =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| kind.run(&params, &io)));
-            let result = match result {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(err)) => Err(StageError::Computation {
-                    message: err.to_string(),
-                    logs: None,
-                }),
-                Err(panic) => Err(StageError::Panicked {
-                    message: panic
-                        .downcast_ref::<String>()
-                        .map(String::as_str)
-                        .or_else(|| panic.downcast_ref::<&str>().copied())
-                        .unwrap_or("unknown cause")
-                        .to_owned(),
-                }),
-            };
-            let _ = tx.send(Finished {
-                index,
-                staging,
-                seconds: started.elapsed().as_secs_f64(),
-                result,
-            });
-        })
-        .map(|_| ())
-        .map_err(|e| StageError::Start {
-            message: format!("cannot start a thread: {e}"),
-        })
 }
 
 fn finish(

@@ -58,6 +58,7 @@ fn run_all(dir: &Path, registry: &Registry, jobs: usize) -> RunReport {
             cancel: Arc::new(AtomicBool::new(false)),
             restore_only: false,
             observer: None,
+            executor: pipeline::executor::ExecutorKind::Local,
         },
         None,
     );

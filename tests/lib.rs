@@ -15,4 +15,5 @@ mod integrity;
 mod interop;
 mod remote;
 mod report;
+mod slurm;
 mod user_stages;

@@ -175,9 +175,9 @@ fn push_and_pull_commands() {
     );
 }
 
-struct Moto {
+pub(crate) struct Moto {
     child: Child,
-    endpoint: String,
+    pub(crate) endpoint: String,
 }
 
 impl Drop for Moto {
@@ -187,7 +187,7 @@ impl Drop for Moto {
     }
 }
 
-fn start_moto() -> Moto {
+pub(crate) fn start_moto() -> Moto {
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -218,7 +218,7 @@ fn start_moto() -> Moto {
     Moto { child, endpoint }
 }
 
-fn aws_env(endpoint: &str) -> Vec<(&'static str, String)> {
+pub(crate) fn aws_env(endpoint: &str) -> Vec<(&'static str, String)> {
     vec![
         ("AWS_ACCESS_KEY_ID", "test".into()),
         ("AWS_SECRET_ACCESS_KEY", "test".into()),

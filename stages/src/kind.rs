@@ -202,7 +202,27 @@ pub trait Stage: Send + Sync + 'static {
     }
     /// Computes the outputs.
     fn run(params: &Self::Params, io: &StageIo<'_>) -> Result<()>;
+    /// Parameters that decide how the work is split, never what it computes (`shards`): the
+    /// engine leaves them out of the key, so splitting differently reuses the cached result.
+    const SCHEDULING_PARAMS: &'static [&'static str] = &[];
+    /// How many independent pieces the work splits into; 1 for a kind that is not sharded.
+    /// Above 1, a cluster executor runs [`Stage::run_shard`] once per piece (a job array) and
+    /// then [`Stage::merge_shards`]; `run` must give the same bytes by doing the pieces in turn.
+    fn shards(_params: &Self::Params) -> usize {
+        1
+    }
+    /// Computes piece `shard` (from 0) into `io.out_dir`, as the single file [`SHARD_FILE`].
+    fn run_shard(_params: &Self::Params, _io: &StageIo<'_>, _shard: usize) -> Result<()> {
+        Err(not_sharded(Self::KIND))
+    }
+    /// Writes the declared outputs from every piece's [`SHARD_FILE`], given in shard order.
+    fn merge_shards(_params: &Self::Params, _io: &StageIo<'_>, _shards: &[PathBuf]) -> Result<()> {
+        Err(not_sharded(Self::KIND))
+    }
 }
+
+/// The one file a shard of a sharded stage writes (see [`Stage::run_shard`]).
+pub const SHARD_FILE: &str = "shard.parquet";
 
 /// Files outside the project that a source stage's outputs are, by output name; `None` for
 /// an ordinary stage.
@@ -236,6 +256,29 @@ pub trait StageKind: Send + Sync {
     }
     /// Runs the stage.
     fn run(&self, params: &Value, io: &StageIo<'_>) -> Result<()>;
+    /// See [`Stage::SCHEDULING_PARAMS`].
+    fn scheduling_params(&self) -> &'static [&'static str] {
+        &[]
+    }
+    /// See [`Stage::shards`].
+    fn shards(&self, _params: &Value) -> usize {
+        1
+    }
+    /// See [`Stage::run_shard`].
+    fn run_shard(&self, _params: &Value, _io: &StageIo<'_>, _shard: usize) -> Result<()> {
+        Err(not_sharded(self.name()))
+    }
+    /// See [`Stage::merge_shards`].
+    fn merge_shards(&self, _params: &Value, _io: &StageIo<'_>, _shards: &[PathBuf]) -> Result<()> {
+        Err(not_sharded(self.name()))
+    }
+}
+
+fn not_sharded(kind: &str) -> Error {
+    Error::BadParam {
+        param: "shards",
+        message: format!("the `{kind}` kind cannot be sharded"),
+    }
 }
 
 /// Adapts a typed [`Stage`] to [`StageKind`].
@@ -365,12 +408,31 @@ impl<S: Stage> StageKind for Kind<S> {
     }
 
     fn run(&self, params: &Value, io: &StageIo<'_>) -> Result<()> {
-        let params = typed(S::KIND, params).map_err(|err| Error::BadParam {
-            param: "(normalised parameters)",
-            message: format!("{err:?}"),
-        })?;
-        S::run(&params, io)
+        S::run(&run_params::<S::Params>(S::KIND, params)?, io)
     }
+
+    fn scheduling_params(&self) -> &'static [&'static str] {
+        S::SCHEDULING_PARAMS
+    }
+
+    fn shards(&self, params: &Value) -> usize {
+        typed(S::KIND, params).map_or(1, |p| S::shards(&p))
+    }
+
+    fn run_shard(&self, params: &Value, io: &StageIo<'_>, shard: usize) -> Result<()> {
+        S::run_shard(&run_params::<S::Params>(S::KIND, params)?, io, shard)
+    }
+
+    fn merge_shards(&self, params: &Value, io: &StageIo<'_>, shards: &[PathBuf]) -> Result<()> {
+        S::merge_shards(&run_params::<S::Params>(S::KIND, params)?, io, shards)
+    }
+}
+
+fn run_params<P: Params>(kind: &str, params: &Value) -> Result<P> {
+    typed(kind, params).map_err(|err| Error::BadParam {
+        param: "(normalised parameters)",
+        message: format!("{err:?}"),
+    })
 }
 
 /// A range check for [`Params::validate`].

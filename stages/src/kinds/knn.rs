@@ -9,9 +9,10 @@
 //! neighbours have it (the original's `round(mean + 0.01)`).
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, Float64Array, Int64Array, StringArray, UInt32Array};
+use arrow_array::{Array, ArrayRef, Float64Array, Int64Array, StringArray, UInt32Array};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -23,8 +24,10 @@ use crate::io::chart::{bins, histogram, line_chart, Series};
 pub use crate::io::fma::splits::Split;
 use crate::io::fma::splits::{fma_rows, read_splits};
 use crate::io::metrics::write_metrics;
-use crate::io::parquet::{read_matrix, write_table};
-use crate::kind::{check_range, InputSpec, OutputSpec, ParamError, Params, Stage, StageIo};
+use crate::io::parquet::{column_index, read_batches, read_matrix, write_table, Matrix};
+use crate::kind::{
+    check_range, InputSpec, OutputSpec, ParamError, Params, Stage, StageIo, SHARD_FILE,
+};
 use crate::math::knn_search::{nearest, Metric, Rows};
 use crate::math::knn_vote::{score, Scores};
 
@@ -44,6 +47,9 @@ pub struct KnnParams {
     pub test_fraction: f64,
     /// Seed of the random splits.
     pub seed: u64,
+    /// Pieces the test queries are split into; a cluster executor runs each as one task of a
+    /// job array. Never changes the result (it is not part of the key).
+    pub shards: usize,
 }
 
 impl Default for KnnParams {
@@ -55,6 +61,7 @@ impl Default for KnnParams {
             repeats: 5,
             test_fraction: 0.01,
             seed: 42,
+            shards: 1,
         }
     }
 }
@@ -63,6 +70,7 @@ impl Params for KnnParams {
     fn validate(&self) -> std::result::Result<(), ParamError> {
         check_range("k_max", self.k_max, 1, 1000)?;
         check_range("repeats", self.repeats, 1, 1000)?;
+        check_range("shards", self.shards, 1, 10_000)?;
         check_range("test_fraction", self.test_fraction, 1e-6, 0.99)
     }
 }
@@ -92,6 +100,81 @@ impl Stage for Knn {
     }
 
     fn run(params: &Self::Params, io: &StageIo<'_>) -> Result<()> {
+        let prepared = Prepared::read(params, io)?;
+        // The pieces in turn: each query's neighbours depend on that query alone, so this is
+        // the unsharded search whatever `shards` is.
+        let mut neighbours: Vec<Vec<Vec<usize>>> = vec![Vec::new(); prepared.splits.len()];
+        for shard in 0..params.shards {
+            for (repeat, found) in prepared.search(params, io, shard)?.into_iter().enumerate() {
+                neighbours[repeat].extend(found);
+            }
+        }
+        prepared.score_and_write(params, io, &neighbours)
+    }
+
+    const SCHEDULING_PARAMS: &'static [&'static str] = &["shards"];
+
+    fn shards(params: &Self::Params) -> usize {
+        params.shards
+    }
+
+    fn run_shard(params: &Self::Params, io: &StageIo<'_>, shard: usize) -> Result<()> {
+        if shard >= params.shards {
+            return Err(Error::BadParam {
+                param: "shards",
+                message: format!("shard {shard} asked of {}", params.shards),
+            });
+        }
+        let prepared = Prepared::read(params, io)?;
+        let found = prepared.search(params, io, shard)?;
+        write_shard(&io.output(SHARD_FILE), &found, io.provenance)
+    }
+
+    fn merge_shards(params: &Self::Params, io: &StageIo<'_>, shards: &[PathBuf]) -> Result<()> {
+        let prepared = Prepared::read(params, io)?;
+        if shards.len() != params.shards {
+            return Err(Error::TooFew {
+                what: "shard results to merge".into(),
+                needed: params.shards,
+                got: shards.len(),
+            });
+        }
+        let mut neighbours: Vec<Vec<Vec<usize>>> = vec![Vec::new(); prepared.splits.len()];
+        for (shard, path) in shards.iter().enumerate() {
+            let expected: Vec<usize> = prepared
+                .splits
+                .iter()
+                .map(|(_, test)| shard_range(test.len(), shard, params.shards).len())
+                .collect();
+            let found = read_shard(path, &expected, params.k_max)?;
+            for (repeat, rows) in found.into_iter().enumerate() {
+                neighbours[repeat].extend(rows);
+            }
+        }
+        prepared.score_and_write(params, io, &neighbours)
+    }
+}
+
+/// The queries of piece `shard` of `count`: contiguous, sizes differing by at most one.
+fn shard_range(queries: usize, shard: usize, count: usize) -> std::ops::Range<usize> {
+    let count = count.max(1);
+    let (base, extra) = (queries / count, queries % count);
+    let start = shard * base + shard.min(extra);
+    start..start + base + usize::from(shard < extra)
+}
+
+/// What every piece and the final scoring share: the tracks, their labels and the splits.
+struct Prepared {
+    features: Matrix,
+    label_names: Vec<String>,
+    rows: Vec<(usize, usize)>,
+    truth_all: Vec<Vec<bool>>,
+    ids: Vec<i64>,
+    splits: Vec<(Vec<usize>, Vec<usize>)>,
+}
+
+impl Prepared {
+    fn read(params: &KnnParams, io: &StageIo<'_>) -> Result<Self> {
         let features = read_matrix(io.input(0, "features")?)?;
         let labels_path = io.input(1, "labels")?;
         let labels = read_matrix(labels_path)?;
@@ -145,38 +228,161 @@ impl Stage for Knn {
                 vec![(sets.train, sets.test)]
             }
         };
-
-        let k_max = params.k_max;
-        let mut table: Vec<(usize, usize, Scores)> = Vec::new();
-        for (repeat, (train, test)) in splits.iter().enumerate() {
-            io.check_cancelled()?;
-            if train.len() < k_max || test.is_empty() {
+        for (train, test) in &splits {
+            if train.len() < params.k_max || test.is_empty() {
                 return Err(Error::TooFew {
                     what: "training tracks for k_max neighbours".into(),
-                    needed: k_max.max(1),
+                    needed: params.k_max.max(1),
                     got: train.len(),
                 });
             }
-            let feature_rows = |set: &[usize]| set.iter().map(|&i| rows[i].0).collect::<Vec<_>>();
-            let train_rows = Rows::gather(&features.values, &feature_rows(train));
-            let test_rows = Rows::gather(&features.values, &feature_rows(test));
-            let train_ids: Vec<i64> = train.iter().map(|&i| ids[i]).collect();
-            let neighbours = nearest(&test_rows, &train_rows, &train_ids, k_max, params.metric);
+        }
+        Ok(Self {
+            features,
+            label_names: labels.columns,
+            rows,
+            truth_all,
+            ids,
+            splits,
+        })
+    }
+
+    /// The `k_max` nearest training tracks (positions in the repeat's training list) of the
+    /// queries of piece `shard`, per repeat.
+    fn search(
+        &self,
+        params: &KnnParams,
+        io: &StageIo<'_>,
+        shard: usize,
+    ) -> Result<Vec<Vec<Vec<usize>>>> {
+        let mut found = Vec::with_capacity(self.splits.len());
+        for (train, test) in &self.splits {
+            io.check_cancelled()?;
+            let queries = &test[shard_range(test.len(), shard, params.shards)];
+            let feature_rows =
+                |set: &[usize]| set.iter().map(|&i| self.rows[i].0).collect::<Vec<_>>();
+            let train_rows = Rows::gather(&self.features.values, &feature_rows(train));
+            let query_rows = Rows::gather(&self.features.values, &feature_rows(queries));
+            let train_ids: Vec<i64> = train.iter().map(|&i| self.ids[i]).collect();
+            found.push(nearest(
+                &query_rows,
+                &train_rows,
+                &train_ids,
+                params.k_max,
+                params.metric,
+            ));
+        }
+        Ok(found)
+    }
+
+    fn score_and_write(
+        &self,
+        params: &KnnParams,
+        io: &StageIo<'_>,
+        neighbours: &[Vec<Vec<usize>>],
+    ) -> Result<()> {
+        let mut table: Vec<(usize, usize, Scores)> = Vec::new();
+        for (repeat, ((train, test), found)) in self.splits.iter().zip(neighbours).enumerate() {
             let train_labels: Vec<Vec<bool>> =
-                train.iter().map(|&i| truth_all[i].clone()).collect();
-            let truth: Vec<Vec<bool>> = test.iter().map(|&i| truth_all[i].clone()).collect();
-            for k in 1..=k_max {
-                table.push((repeat, k, score(&neighbours, k, &train_labels, &truth)));
+                train.iter().map(|&i| self.truth_all[i].clone()).collect();
+            let truth: Vec<Vec<bool>> = test.iter().map(|&i| self.truth_all[i].clone()).collect();
+            for k in 1..=params.k_max {
+                table.push((repeat, k, score(found, k, &train_labels, &truth)));
             }
             tracing::debug!(
                 "{}: repeat {} of {} scored",
                 io.stage,
                 repeat + 1,
-                splits.len()
+                self.splits.len()
             );
         }
-        write_outputs(params, io, &labels.columns, &splits, &ids, &table)
+        write_outputs(
+            params,
+            io,
+            &self.label_names,
+            &self.splits,
+            &self.ids,
+            &table,
+        )
     }
+}
+
+/// One row per (repeat, query, rank): the neighbour's position in the repeat's training list.
+fn write_shard(
+    path: &Path,
+    found: &[Vec<Vec<usize>>],
+    provenance: &[(String, String)],
+) -> Result<()> {
+    let (mut repeat, mut query, mut rank, mut neighbour) = (vec![], vec![], vec![], vec![]);
+    for (r, queries) in found.iter().enumerate() {
+        for (q, list) in queries.iter().enumerate() {
+            for (k, &n) in list.iter().enumerate() {
+                repeat.push(r as u32);
+                query.push(q as u32);
+                rank.push(k as u32);
+                neighbour.push(n as u32);
+            }
+        }
+    }
+    write_table(
+        path,
+        vec![
+            ("repeat", Arc::new(UInt32Array::from(repeat)) as ArrayRef),
+            ("query", Arc::new(UInt32Array::from(query))),
+            ("rank", Arc::new(UInt32Array::from(rank))),
+            ("neighbour", Arc::new(UInt32Array::from(neighbour))),
+        ],
+        provenance,
+    )
+}
+
+/// Reads a shard file back, checking that it holds `k` neighbours, in rank order, for exactly
+/// `expected[r]` queries of every repeat `r`.
+fn read_shard(path: &Path, expected: &[usize], k: usize) -> Result<Vec<Vec<Vec<usize>>>> {
+    let bad = |message: String| Error::BadFile {
+        path: path.to_owned(),
+        message,
+    };
+    let (schema, batches) = read_batches(path)?;
+    let mut columns: Vec<Vec<u32>> = vec![Vec::new(); 4];
+    for (slot, name) in ["repeat", "query", "rank", "neighbour"].iter().enumerate() {
+        let index = column_index(&schema, name, path)?;
+        for batch in &batches {
+            let values = batch
+                .column(index)
+                .as_any()
+                .downcast_ref::<UInt32Array>()
+                .ok_or_else(|| bad(format!("column `{name}` is not uint32")))?;
+            if values.null_count() > 0 {
+                return Err(bad(format!("column `{name}` has nulls")));
+            }
+            columns[slot].extend(values.values().iter().copied());
+        }
+    }
+    let total: usize = expected.iter().map(|q| q * k).sum();
+    if columns[0].len() != total {
+        return Err(bad(format!(
+            "holds {} neighbours, expected {total}",
+            columns[0].len()
+        )));
+    }
+    let mut found: Vec<Vec<Vec<usize>>> = expected.iter().map(|&q| vec![Vec::new(); q]).collect();
+    let [repeats, queries, ranks, neighbours] = &columns[..] else {
+        return Err(bad("expected four columns".into()));
+    };
+    let rows = repeats.iter().zip(queries).zip(ranks).zip(neighbours);
+    for (i, (((&r, &q), &rank), &n)) in rows.enumerate() {
+        let (r, q, rank, n) = (r as usize, q as usize, rank as usize, n as usize);
+        let list = found
+            .get_mut(r)
+            .and_then(|queries| queries.get_mut(q))
+            .ok_or_else(|| bad(format!("row {i}: repeat {r}, query {q} out of range")))?;
+        if list.len() != rank {
+            return Err(bad(format!("row {i}: rank {rank} out of order")));
+        }
+        list.push(n);
+    }
+    Ok(found)
 }
 
 fn write_outputs(
@@ -354,4 +560,139 @@ fn write_outputs(
         "mean Jaccard index",
         None,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+
+    use super::*;
+
+    fn ok<T>(r: Result<T>) -> T {
+        r.unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn write_inputs(dir: &Path, n: usize) -> Vec<PathBuf> {
+        let ids: Vec<i64> = (0..n as i64).map(|i| 1000 + i * 3).collect();
+        let id_column = || {
+            (
+                "track_id",
+                Arc::new(Int64Array::from(ids.clone())) as ArrayRef,
+            )
+        };
+        // Few distinct values: distance ties happen, so tie-breaking must survive sharding.
+        let feature = |j: usize| {
+            Arc::new(Float64Array::from_iter_values(
+                (0..n).map(move |i| ((i * (j + 3) + j) % 4) as f64),
+            )) as ArrayRef
+        };
+        let label = |g: usize| {
+            Arc::new(Float64Array::from_iter_values(
+                (0..n).map(move |i| f64::from(u8::from((i + g).is_multiple_of(3)))),
+            )) as ArrayRef
+        };
+        let paths: Vec<PathBuf> = ["features", "labels", "tracks"]
+            .iter()
+            .map(|name| dir.join(format!("{name}.parquet")))
+            .collect();
+        ok(write_table(
+            &paths[0],
+            vec![
+                id_column(),
+                ("a", feature(0)),
+                ("b", feature(1)),
+                ("c", feature(2)),
+            ],
+            &[],
+        ));
+        ok(write_table(
+            &paths[1],
+            vec![id_column(), ("Rock", label(0)), ("Pop", label(1))],
+            &[],
+        ));
+        ok(write_table(&paths[2], vec![id_column()], &[]));
+        paths
+    }
+
+    fn with_io<T>(inputs: &[PathBuf], out: &Path, body: impl FnOnce(&StageIo<'_>) -> T) -> T {
+        std::fs::create_dir_all(out).unwrap_or_else(|e| panic!("{e}"));
+        let names: Vec<String> = ["features", "labels", "tracks"].map(String::from).to_vec();
+        let cancel = AtomicBool::new(false);
+        let io = StageIo {
+            stage: "knn",
+            inputs,
+            input_names: &names,
+            out_dir: out,
+            provenance: &[],
+            project_dir: out,
+            cancel: &cancel,
+            progress: &|_, _| {},
+        };
+        body(&io)
+    }
+
+    fn outputs(dir: &Path) -> Vec<(String, Vec<u8>)> {
+        Knn::outputs(&KnnParams::default())
+            .iter()
+            .map(|o| {
+                let bytes = std::fs::read(dir.join(&o.file)).unwrap_or_else(|e| panic!("{e}"));
+                (o.file.clone(), bytes)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn shard_ranges_cover_every_query_once_in_order() {
+        for queries in [0, 1, 7, 10, 101] {
+            for count in [1, 2, 3, 7, 12] {
+                let ranges: Vec<_> = (0..count).map(|s| shard_range(queries, s, count)).collect();
+                assert_eq!(ranges[0].start, 0);
+                assert_eq!(ranges[count - 1].end, queries);
+                for pair in ranges.windows(2) {
+                    assert_eq!(pair[0].end, pair[1].start);
+                    assert!(pair[0].len().abs_diff(pair[1].len()) <= 1);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn sharded_pieces_merged_give_the_bytes_of_one_unsharded_run() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let inputs = write_inputs(dir.path(), 400);
+        let single = KnnParams {
+            repeats: 3,
+            test_fraction: 0.1,
+            ..KnnParams::default()
+        };
+        let whole = dir.path().join("whole");
+        ok(with_io(&inputs, &whole, |io| Knn::run(&single, io)));
+
+        let sharded = KnnParams {
+            shards: 3,
+            ..single.clone()
+        };
+        let in_turn = dir.path().join("in_turn");
+        ok(with_io(&inputs, &in_turn, |io| Knn::run(&sharded, io)));
+        assert_eq!(outputs(&in_turn), outputs(&whole));
+
+        let pieces: Vec<PathBuf> = (0..3)
+            .map(|s| {
+                let out = dir.path().join(format!("shard{s}"));
+                ok(with_io(&inputs, &out, |io| Knn::run_shard(&sharded, io, s)));
+                out.join(SHARD_FILE)
+            })
+            .collect();
+        let merged = dir.path().join("merged");
+        ok(with_io(&inputs, &merged, |io| {
+            Knn::merge_shards(&sharded, io, &pieces)
+        }));
+        assert_eq!(outputs(&merged), outputs(&whole));
+
+        // A piece given twice is refused, not scored.
+        let wrong = vec![pieces[0].clone(), pieces[0].clone(), pieces[2].clone()];
+        let bad = dir.path().join("bad");
+        let err = with_io(&inputs, &bad, |io| Knn::merge_shards(&sharded, io, &wrong));
+        assert!(err.is_err());
+    }
 }
