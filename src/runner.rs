@@ -481,7 +481,8 @@ impl<'a> Scheduler<'a> {
     /// Submits stage `index` as a Slurm job.
     fn submit(&mut self, index: usize, evaluation: &Evaluation) -> Result<(), StageError> {
         let stage = self.stage(index);
-        let spec = job_spec(self.project, stage, evaluation, &self.done, self.remote)?;
+        let mut spec = job_spec(self.project, stage, evaluation, &self.done, self.remote)?;
+        spec.force = self.options.force && self.options.targets.contains(&index);
         let shards = stage.kind.shards(&stage.params);
         let jobs = match &mut self.slurm {
             Some(Ok(jobs)) => jobs,
@@ -1017,6 +1018,7 @@ fn job_spec(
             .unwrap_or_else(|_| project.config.root.clone()),
         exchange,
         task: Task::Whole,
+        force: false,
     })
 }
 

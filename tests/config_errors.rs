@@ -84,6 +84,36 @@ fn each_mistake_gets_a_message_and_a_position() {
             "--> pipeline.toml:3:",
         ),
         ("[cash]\n", "unknown field `cash`", "--> pipeline.toml:1:"),
+        (
+            &format!("[executor]\nkind = \"slurmm\"\n{SOURCE}"),
+            "[executor] kind: expected \"local\" or \"slurm\", got \"slurmm\"",
+            "--> pipeline.toml:2:8",
+        ),
+        (
+            &format!("[executor]\npoll_seconds = -1\n{SOURCE}"),
+            "[executor] poll_seconds: expected seconds from 0.05 to 86400, got -1",
+            "--> pipeline.toml:2:16",
+        ),
+        (
+            &format!("[executor]\nqueue = \"x\"\n{SOURCE}"),
+            "[executor] queue: unknown key `queue` (expected one of kind, partition, account, poll_seconds, sbatch_args, cache, worker, log_dir, vanished_after_seconds)",
+            "--> pipeline.toml:2:9",
+        ),
+        (
+            &format!("[executor]\nsbatch_args = [\"short\"]\n{SOURCE}"),
+            "[executor] sbatch_args: every sbatch argument must be an option (`--qos=short`), got \"short\"",
+            "--> pipeline.toml:2:15",
+        ),
+        (
+            &format!("{SOURCE}[stages.source.resources]\nmem = \"lots\"\n"),
+            "stage `source`: resources.mem: expected megabytes (2048) or a size with a unit (500M, 4G), got \"lots\"",
+            "--> pipeline.toml:4:",
+        ),
+        (
+            &format!("{SOURCE}resources = 4\n"),
+            "stage `source`: resources: expected a table (`[stages.NAME.resources]`)",
+            "--> pipeline.toml:4:13",
+        ),
     ];
     for (config, message, position) in cases {
         let (code, err) = check(config);

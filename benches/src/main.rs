@@ -7,6 +7,8 @@
 //! cargo run --release -p pipeline-bench -- knn [QUERIES] [POINTS]   exact L1 neighbour search
 //! cargo run --release -p pipeline-bench -- nn                      MLP training samples/s
 //! cargo run --release -p pipeline-bench -- models [CONFIG]         pca, lsi, lda vs Python peers
+//! cargo run --release -p pipeline-bench -- slurm [TRACKS]          8 k-NN stages: local -j 2 vs
+//!                                                                  Slurm; sharded k-NN per shard
 //! ```
 //! Figures are wall-clock medians; the machines are shared and noisy, so compare ratios
 //! measured in one session.
@@ -41,8 +43,9 @@ fn main() -> Result<()> {
             Path::new(args.get(1).map_or("pipeline.toml", String::as_str)),
             args.get(2).map_or(Ok(106_574), |s| s.parse())?,
         ),
+        Some("slurm") => slurm(args.get(1).map_or(Ok(20_000), |s| s.parse())?),
         _ => bail!(
-            "usage: pipeline-bench hash [SIZE_MB] | noop [CONFIG] [RUNS] | ingest [TRACKS] | knn [QUERIES] [POINTS] | nn | models [CONFIG] [TRACKS]"
+            "usage: pipeline-bench hash [SIZE_MB] | noop [CONFIG] [RUNS] | ingest [TRACKS] | knn [QUERIES] [POINTS] | nn | models [CONFIG] [TRACKS] | slurm [TRACKS]"
         ),
     }
 }
@@ -293,5 +296,108 @@ fn knn(queries: usize, points: usize) -> Result<()> {
         start.elapsed().as_secs_f64(),
         rayon::current_num_threads()
     );
+    Ok(())
+}
+
+/// A sweep of 8 k-NN stages (one per seed) run locally with `-j 2` and as Slurm jobs on the
+/// cluster `sinfo` answers for, with the per-job overhead (submission to published result,
+/// less the worker's own compute time); then one larger k-NN with 1, 2 and 4 shards on Slurm,
+/// with the compute time of each shard.
+fn slurm(tracks: usize) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut config = format!(
+        "[executor]\npoll_seconds = 0.5\n\n[stages.source]\nkind = \"synthetic_fma\"\ntracks = {tracks}\n\n[stages.ingest]\nkind = \"ingest\"\ninputs = [\"source:features\", \"source:tracks\", \"source:genres\"]\n\n[stages.standardize]\nkind = \"standardize\"\ninputs = [\"ingest:features\", \"ingest:tracks\"]\n"
+    );
+    let inputs = "inputs = [\"standardize:zscore\", \"ingest:labels_genres\", \"ingest:tracks\"]";
+    let sweep: Vec<String> = (0..8).map(|i| format!("knn_{i}")).collect();
+    for (i, name) in sweep.iter().enumerate() {
+        config.push_str(&format!(
+            "\n[stages.{name}]\nkind = \"knn\"\n{inputs}\nseed = {i}\n"
+        ));
+    }
+    config.push_str(&format!(
+        "\n[stages.knn_big]\nkind = \"knn\"\n{inputs}\nrepeats = 1\ntest_fraction = 0.2\n"
+    ));
+    let file = dir.path().join("pipeline.toml");
+    std::fs::write(&file, &config)?;
+    let binary = pipeline_binary();
+    let run = |args: &[&str]| -> Result<(serde_json::Value, f64)> {
+        let start = Instant::now();
+        let out = Command::new(&binary)
+            .args(["run", "-q", "--json", "--config"])
+            .arg(&file)
+            .args(args)
+            .output()
+            .context("run `pipeline` (build it with cargo build --release)")?;
+        let seconds = start.elapsed().as_secs_f64();
+        if !out.status.success() {
+            bail!(
+                "pipeline {args:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok((serde_json::from_slice(&out.stdout)?, seconds))
+    };
+    run(&["source", "ingest", "standardize"])?;
+    let mut sweep_args: Vec<&str> = vec!["--force"];
+    sweep_args.extend(sweep.iter().map(String::as_str));
+
+    let (_, local) = run(&[&["-j", "2"][..], &sweep_args].concat())?;
+    println!("sweep of 8 k-NN stages, {tracks} tracks, local -j 2:      {local:.2} s");
+    let (report, cluster) = run(&[&["-j", "2", "--executor", "slurm"][..], &sweep_args].concat())?;
+    println!("sweep of 8 k-NN stages, {tracks} tracks, Slurm -j 2:      {cluster:.2} s");
+    let compute = |stage: &str| -> Result<f64> {
+        let lock: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("pipeline.lock"))?)?;
+        let key = lock["stages"][stage]["key"]
+            .as_str()
+            .context("a key in pipeline.lock")?;
+        let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(
+            dir.path()
+                .join("cache/manifests")
+                .join(format!("{key}.json")),
+        )?)?;
+        manifest["seconds"]
+            .as_f64()
+            .context("seconds in the manifest")
+    };
+    let mut overheads = Vec::new();
+    for stage in &sweep {
+        overheads.push(stage_seconds(&serde_json::to_vec(&report)?, stage)? - compute(stage)?);
+    }
+    overheads.sort_by(f64::total_cmp);
+    println!(
+        "per-job overhead (submission to published result, less compute): median {:.2} s, max {:.2} s (poll every 0.5 s)",
+        overheads[overheads.len() / 2],
+        overheads[overheads.len() - 1]
+    );
+    let (_, all_at_once) = run(&[&["-j", "8", "--executor", "slurm"][..], &sweep_args].concat())?;
+    println!("sweep of 8 k-NN stages, {tracks} tracks, Slurm -j 8:      {all_at_once:.2} s (all submitted at once)");
+
+    for shards in [1, 2, 4] {
+        let set = format!("knn_big.shards={shards}");
+        let (report, _) = run(&["--force", "--executor", "slurm", "--set", &set, "knn_big"])?;
+        let stage = stage_seconds(&serde_json::to_vec(&report)?, "knn_big")?;
+        let mut pieces = Vec::new();
+        for entry in std::fs::read_dir(dir.path().join("cache/manifests"))?.flatten() {
+            let manifest: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(entry.path())?)?;
+            let name = manifest["components"]["stage"].as_str().unwrap_or("");
+            if name.starts_with("knn_big.shard-") && name.ends_with(&format!("-of-{shards}")) {
+                pieces.push(manifest["seconds"].as_f64().unwrap_or(f64::NAN));
+            }
+        }
+        let per_shard = if pieces.is_empty() {
+            format!("{:.2} s (unsharded)", compute("knn_big")?)
+        } else {
+            let shown: Vec<String> = pieces.iter().map(|s| format!("{s:.2}")).collect();
+            format!(
+                "{} s, merge {:.2} s",
+                shown.join(" / "),
+                compute("knn_big")?
+            )
+        };
+        println!("k-NN, {tracks} tracks, 20% queries, {shards} shard(s) on Slurm: stage {stage:.2} s; per shard {per_shard}");
+    }
     Ok(())
 }

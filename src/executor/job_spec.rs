@@ -89,6 +89,10 @@ pub struct JobSpec {
     pub exchange: JobExchange,
     /// Which part to compute.
     pub task: Task,
+    /// Compute even when the result is cached already (`run --force`); otherwise a worker
+    /// that finds its result (a requeued job) exits at once.
+    #[serde(default)]
+    pub force: bool,
 }
 
 impl JobSpec {

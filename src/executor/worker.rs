@@ -100,7 +100,11 @@ pub fn run(spec: &JobSpec, registry: &Registry, shard: Option<usize>) -> Result<
     let key = components.hash();
     let place = Place::open(spec)?;
     let stat_cache = StatCache::default();
-    if let Some(existing) = place.existing(&key, &outputs, &stat_cache)? {
+    let existing = match spec.force {
+        true => None,
+        false => place.existing(&key, &outputs, &stat_cache)?,
+    };
+    if let Some(existing) = existing {
         tracing::info!("{}: already cached as {}", spec.stage, existing.key.short());
         return Ok(());
     }
