@@ -243,7 +243,8 @@ fn stage_seconds(json: &[u8], stage: &str) -> Result<f64> {
         .with_context(|| format!("no seconds for `{stage}` in the run summary"))
 }
 
-/// Training throughput of an MLP (Adam, BCE, dropout 0.2 on hidden layers), one thread.
+/// Training throughput of an MLP (Adam, BCE, dropout 0.2 on hidden layers) on the rayon pool
+/// (`RAYON_NUM_THREADS=1` for one thread).
 fn nn(sizes: &[usize], batch: usize) -> Result<()> {
     use rand::SeedableRng;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
@@ -266,8 +267,9 @@ fn nn(sizes: &[usize], batch: usize) -> Result<()> {
     let rate = (steps * batch) as f64 / start.elapsed().as_secs_f64();
     let shape: Vec<String> = sizes.iter().map(ToString::to_string).collect();
     println!(
-        "MLP {}, batch {batch}: {rate:.0} samples/s (one thread; final loss {loss:.4})",
-        shape.join("-")
+        "MLP {}, batch {batch}: {rate:.0} samples/s ({} threads; final loss {loss:.4})",
+        shape.join("-"),
+        rayon::current_num_threads()
     );
     Ok(())
 }

@@ -10,6 +10,7 @@ use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
 /// One dense layer `y = x W + b` with its Adam state.
 #[derive(Debug, Clone)]
@@ -73,7 +74,17 @@ impl Dense {
     }
 }
 
+/// Below this many multiply-adds a GEMM runs on the calling thread: splitting it costs more
+/// than it saves (at batch 32 the layers' GEMMs, about 2^23, were slower split in two; at
+/// batch 256 faster).
+const PARALLEL_GEMM_WORK: usize = 1 << 24;
+
 /// `dst = lhs (m x k) * rhs (k x n)`, all row-major, optionally transposing an operand.
+///
+/// Large products use every thread of the current rayon pool. faer splits a product over
+/// blocks of the *output* only; each output element's sum over `k` runs on one thread in the
+/// same order whatever the number of threads, so the bytes do not depend on it (a test below
+/// checks this on the network's shapes, and `training.rs` checks whole training runs).
 fn gemm(
     dst: &mut [f32],
     lhs: &[f32],
@@ -92,7 +103,12 @@ fn gemm(
         MatRef::from_row_major_slice(rhs, k, n)
     };
     let c = MatMut::from_row_major_slice_mut(dst, m, n);
-    matmul(c, Accum::Replace, a, b, 1.0f32, Par::Seq);
+    let par = if m * k * n >= PARALLEL_GEMM_WORK && rayon::current_num_threads() > 1 {
+        Par::rayon(0)
+    } else {
+        Par::Seq
+    };
+    matmul(c, Accum::Replace, a, b, 1.0f32, par);
 }
 
 /// A stack of dense layers.
@@ -165,7 +181,37 @@ impl Mlp {
     }
 
     /// Outputs (logits of the last layer) for `x` (`rows x n_in`); dropout only if `rng` is given.
-    pub fn forward(
+    pub fn forward(&mut self, x: &[f32], rows: usize, rng: Option<&mut ChaCha8Rng>) -> Vec<f32> {
+        // The element-wise work (bias, ReLU, dropout) in the widest vector unit the CPU has,
+        // as `adam_step` does; same IEEE operations whatever the unit.
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU supports AVX-512F, checked just above.
+                return unsafe { self.forward_avx512(x, rows, rng) };
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU supports AVX2, checked just above.
+                return unsafe { self.forward_avx2(x, rows, rng) };
+            }
+        }
+        self.forward_portable(x, rows, rng)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    fn forward_avx512(&mut self, x: &[f32], rows: usize, rng: Option<&mut ChaCha8Rng>) -> Vec<f32> {
+        self.forward_portable(x, rows, rng)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn forward_avx2(&mut self, x: &[f32], rows: usize, rng: Option<&mut ChaCha8Rng>) -> Vec<f32> {
+        self.forward_portable(x, rows, rng)
+    }
+
+    #[inline(always)]
+    fn forward_portable(
         &mut self,
         x: &[f32],
         rows: usize,
@@ -220,6 +266,34 @@ impl Mlp {
 
     /// Backpropagates `grad` (d loss / d output of the last forward) into the gradients.
     pub fn backward(&mut self, grad: &[f32], rows: usize) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU supports AVX-512F, checked just above.
+                return unsafe { self.backward_avx512(grad, rows) };
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU supports AVX2, checked just above.
+                return unsafe { self.backward_avx2(grad, rows) };
+            }
+        }
+        self.backward_portable(grad, rows);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    fn backward_avx512(&mut self, grad: &[f32], rows: usize) {
+        self.backward_portable(grad, rows);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn backward_avx2(&mut self, grad: &[f32], rows: usize) {
+        self.backward_portable(grad, rows);
+    }
+
+    #[inline(always)]
+    fn backward_portable(&mut self, grad: &[f32], rows: usize) {
         let mut d = grad.to_vec();
         for l in (0..self.layers.len()).rev() {
             let layer = &mut self.layers[l];
@@ -235,30 +309,42 @@ impl Mlp {
                     }
                 }
             }
-            if !layer.frozen {
-                gemm(
-                    &mut layer.grad_w,
-                    &self.inputs[l],
-                    &d,
-                    (layer.n_in, rows, layer.n_out),
-                    (true, false),
-                );
-                layer.grad_b.iter_mut().for_each(|g| *g = 0.0);
-                for row in d.chunks_exact(layer.n_out) {
-                    for (g, v) in layer.grad_b.iter_mut().zip(row) {
-                        *g += v;
+            // The weight gradient and the input gradient read the same `d` and write different
+            // buffers: on two threads at once. Each is one GEMM computed as it would be alone,
+            // so the bytes do not depend on how many threads there are.
+            let Dense {
+                grad_w,
+                grad_b,
+                w,
+                n_in,
+                n_out,
+                frozen,
+                ..
+            } = layer;
+            let (n_in, n_out, frozen) = (*n_in, *n_out, *frozen);
+            let (inputs, d_ref, w) = (&self.inputs[l], &d, &*w);
+            let ((), prev) = rayon::join(
+                || {
+                    if frozen {
+                        return;
                     }
-                }
-            }
-            if l > 0 {
-                let mut prev = vec![0.0f32; rows * layer.n_in];
-                gemm(
-                    &mut prev,
-                    &d,
-                    &layer.w,
-                    (rows, layer.n_out, layer.n_in),
-                    (false, true),
-                );
+                    gemm(grad_w, inputs, d_ref, (n_in, rows, n_out), (true, false));
+                    grad_b.iter_mut().for_each(|g| *g = 0.0);
+                    for row in d_ref.chunks_exact(n_out) {
+                        for (g, v) in grad_b.iter_mut().zip(row) {
+                            *g += v;
+                        }
+                    }
+                },
+                || {
+                    (l > 0).then(|| {
+                        let mut prev = vec![0.0f32; rows * n_in];
+                        gemm(&mut prev, d_ref, w, (rows, n_out, n_in), (false, true));
+                        prev
+                    })
+                },
+            );
+            if let Some(prev) = prev {
                 d = prev;
             }
         }
@@ -269,18 +355,84 @@ impl Mlp {
         self.step += 1;
         let t = self.step as i32;
         let lr = adam.lr * (1.0 - adam.beta2.powi(t)).sqrt() / (1.0 - adam.beta1.powi(t));
-        for layer in self.layers.iter_mut().filter(|l| !l.frozen) {
-            // Zipped iterators (no bounds checks) so the loop vectorises.
-            let step = |p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]| {
-                for (((p, g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-                    *m = flush(adam.beta1 * *m + (1.0 - adam.beta1) * g);
-                    *v = flush(adam.beta2 * *v + (1.0 - adam.beta2) * g * g);
-                    *p -= lr * *m / (v.sqrt() + adam.eps);
-                }
-            };
-            step(&mut layer.w, &layer.grad_w, &mut layer.m_w, &mut layer.v_w);
-            step(&mut layer.b, &layer.grad_b, &mut layer.m_b, &mut layer.v_b);
+        let rule = AdamStep {
+            beta1: adam.beta1,
+            beta2: adam.beta2,
+            eps: adam.eps,
+            lr,
+        };
+        // One layer per task: each parameter reads only its own values, so the bytes do not
+        // depend on the threads. (Splitting one layer's weights into chunks measured slower.)
+        self.layers
+            .par_iter_mut()
+            .filter(|l| !l.frozen)
+            .for_each(|layer| {
+                adam_step(
+                    &mut layer.w,
+                    &layer.grad_w,
+                    &mut layer.m_w,
+                    &mut layer.v_w,
+                    rule,
+                );
+                adam_step(
+                    &mut layer.b,
+                    &layer.grad_b,
+                    &mut layer.m_b,
+                    &mut layer.v_b,
+                    rule,
+                );
+            });
+    }
+}
+
+/// One step's Adam constants, the learning rate bias-corrected.
+#[derive(Clone, Copy)]
+struct AdamStep {
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    lr: f32,
+}
+
+/// Updates parameters `p` and moments `m`, `v` from gradients `g`. The step was 40% of a
+/// training step when compiled for the baseline x86-64 (SSE2: 4 lanes, slow `sqrt` and
+/// division); the widest vector unit is picked at run time, as in the k-NN kernel. Every
+/// variant does the same IEEE operations per element (no fused multiply-add), so the bytes do
+/// not depend on the CPU.
+fn adam_step(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], k: AdamStep) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F, checked just above.
+            return unsafe { adam_step_avx512(p, g, m, v, k) };
         }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            return unsafe { adam_step_avx2(p, g, m, v, k) };
+        }
+    }
+    adam_step_portable(p, g, m, v, k);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn adam_step_avx512(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], k: AdamStep) {
+    adam_step_portable(p, g, m, v, k);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn adam_step_avx2(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], k: AdamStep) {
+    adam_step_portable(p, g, m, v, k);
+}
+
+#[inline(always)]
+fn adam_step_portable(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], k: AdamStep) {
+    // Zipped iterators (no bounds checks) so the loop vectorises.
+    for (((p, g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+        *m = flush(k.beta1 * *m + (1.0 - k.beta1) * g);
+        *v = flush(k.beta2 * *v + (1.0 - k.beta2) * g * g);
+        *p -= k.lr * *m / (v.sqrt() + k.eps);
     }
 }
 
@@ -404,6 +556,41 @@ mod tests {
     fn loss_of(net: &mut Mlp, x: &[f32], y: &[f32], rows: usize) -> f64 {
         let out = net.forward(x, rows, None);
         f64::from(bce_with_logits(&out, y).0)
+    }
+
+    #[test]
+    fn a_parallel_gemm_gives_the_bytes_of_a_sequential_one_whatever_the_threads() {
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        // The shapes of training at batch 256 (over `PARALLEL_GEMM_WORK`): forward, weight
+        // gradient (lhs transposed), input gradient.
+        for &(m, k, n, t) in &[
+            (256, 518, 512, (false, false)),
+            (518, 256, 512, (true, false)),
+            (256, 512, 518, (false, true)),
+            (256, 512, 512, (false, false)),
+        ] {
+            assert!(m * k * n >= PARALLEL_GEMM_WORK);
+            let lhs: Vec<f32> = (0..m * k).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let rhs: Vec<f32> = (0..k * n).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let with = |threads: usize| {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap_or_else(|e| panic!("{e}"));
+                pool.install(|| {
+                    let mut dst = vec![0.0f32; m * n];
+                    gemm(&mut dst, &lhs, &rhs, (m, k, n), t);
+                    dst.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+                })
+            };
+            let one = with(1);
+            for threads in [2, 3, 4, 7] {
+                assert!(
+                    one == with(threads),
+                    "{m}x{k}x{n} {t:?}: {threads} threads differ"
+                );
+            }
+        }
     }
 
     #[test]
