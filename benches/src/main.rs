@@ -7,6 +7,9 @@
 //! cargo run --release -p pipeline-bench -- knn [QUERIES] [POINTS]   exact L1 neighbour search
 //! cargo run --release -p pipeline-bench -- nn                      MLP training samples/s
 //! cargo run --release -p pipeline-bench -- models [CONFIG]         pca, lsi, lda vs Python peers
+//! cargo run --release -p pipeline-bench -- scale [TRACKS...]     every stage of pipeline.toml at
+//!                                                                  each size: seconds, peak memory,
+//!                                                                  growth exponents
 //! cargo run --release -p pipeline-bench -- slurm [TRACKS]          8 k-NN stages: local -j 2 vs
 //!                                                                  Slurm; sharded k-NN per shard
 //! ```
@@ -43,9 +46,20 @@ fn main() -> Result<()> {
             Path::new(args.get(1).map_or("pipeline.toml", String::as_str)),
             args.get(2).map_or(Ok(106_574), |s| s.parse())?,
         ),
+        Some("scale") => {
+            let sizes: Vec<usize> = args[1..]
+                .iter()
+                .map(|s| s.parse())
+                .collect::<std::result::Result<_, _>>()?;
+            scale(if sizes.is_empty() {
+                &[8_000, 26_644, 106_574, 426_296]
+            } else {
+                &sizes
+            })
+        }
         Some("slurm") => slurm(args.get(1).map_or(Ok(20_000), |s| s.parse())?),
         _ => bail!(
-            "usage: pipeline-bench hash [SIZE_MB] | noop [CONFIG] [RUNS] | ingest [TRACKS] | knn [QUERIES] [POINTS] | nn | models [CONFIG] [TRACKS] | slurm [TRACKS]"
+            "usage: pipeline-bench hash [SIZE_MB] | noop [CONFIG] [RUNS] | ingest [TRACKS] | knn [QUERIES] [POINTS] | nn | models [CONFIG] [TRACKS] | scale [TRACKS...] | slurm [TRACKS]"
         ),
     }
 }
@@ -401,5 +415,113 @@ fn slurm(tracks: usize) -> Result<()> {
         };
         println!("k-NN, {tracks} tracks, 20% queries, {shards} shard(s) on Slurm: stage {stage:.2} s; per shard {per_shard}");
     }
+    Ok(())
+}
+
+/// Every stage of the default `pipeline.toml` at each number of tracks, each in a process of
+/// its own (its upstream stages already done), so the peak memory (`/usr/bin/time`'s maximum
+/// resident set) is the stage's. Then the growth exponent of each stage's time between sizes:
+/// the slope of log(seconds) against log(tracks), 1 for linear, 2 for quadratic.
+fn scale(sizes: &[usize]) -> Result<()> {
+    let binary = pipeline_binary();
+    let config = std::fs::read_to_string("pipeline.toml")
+        .context("run from the repository root (reads pipeline.toml)")?;
+    let timer = Path::new("/usr/bin/time");
+    // Per stage, per size: seconds and peak kilobytes.
+    type Measured = Vec<(f64, Option<u64>)>;
+    let mut table: Vec<(String, Measured)> = Vec::new();
+    for &tracks in sizes {
+        let dir = tempfile::tempdir()?;
+        let file = dir.path().join("pipeline.toml");
+        std::fs::write(&file, &config)?;
+        let scale = format!("source.tracks={tracks}");
+        let status = Command::new(&binary)
+            .args(["status", "--json", "--set", &scale, "--config"])
+            .arg(&file)
+            .output()?;
+        let stages: Vec<String> = serde_json::from_slice::<serde_json::Value>(&status.stdout)?
+            .as_array()
+            .context("status --json prints an array")?
+            .iter()
+            .filter_map(|s| s["stage"].as_str().map(str::to_owned))
+            .collect();
+        for stage in &stages {
+            let mut command = if timer.is_file() {
+                let mut c = Command::new(timer);
+                c.args(["-f", "peak %M"]).arg(&binary);
+                c
+            } else {
+                Command::new(&binary)
+            };
+            let out = command
+                .args([
+                    "run", "-q", "--json", "-j", "1", "--set", &scale, "--config",
+                ])
+                .arg(&file)
+                .arg(stage)
+                .output()?;
+            if !out.status.success() {
+                bail!(
+                    "{stage} at {tracks} tracks failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            let seconds = stage_seconds(&out.stdout, stage)?;
+            let peak_kb = String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .rev()
+                .find_map(|l| {
+                    l.strip_prefix("peak ")
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                });
+            eprintln!(
+                "{tracks} tracks: {stage} {seconds:.2} s, peak {} MB",
+                peak_kb.map_or("?".into(), |k| (k / 1024).to_string())
+            );
+            match table.iter_mut().find(|(s, _)| s == stage) {
+                Some((_, row)) => row.push((seconds, peak_kb)),
+                None => table.push((stage.clone(), vec![(seconds, peak_kb)])),
+            }
+        }
+    }
+    let mut header = format!("{:<24}", "stage");
+    for tracks in sizes {
+        header.push_str(&format!(" {:>16}", format!("{tracks} s / MB")));
+    }
+    for pair in sizes.windows(2) {
+        header.push_str(&format!(
+            " {:>12}",
+            format!("exp {}k-{}k", pair[0] / 1000, pair[1] / 1000)
+        ));
+    }
+    println!("{header}");
+    let mut total = vec![0.0; sizes.len()];
+    for (stage, row) in &table {
+        let mut line = format!("{stage:<24}");
+        for (i, (seconds, peak)) in row.iter().enumerate() {
+            total[i] += seconds;
+            let mb = peak.map_or("?".into(), |k| (k / 1024).to_string());
+            line.push_str(&format!(" {:>16}", format!("{seconds:.2} / {mb}")));
+        }
+        for (i, pair) in sizes.windows(2).enumerate() {
+            let exponent = match (row.get(i), row.get(i + 1)) {
+                // Below a tenth of a second the time is mostly start-up, not growth.
+                (Some(a), Some(b)) if a.0 >= 0.1 => {
+                    format!(
+                        "{:.2}",
+                        (b.0 / a.0).ln() / (pair[1] as f64 / pair[0] as f64).ln()
+                    )
+                }
+                _ => "-".into(),
+            };
+            line.push_str(&format!(" {exponent:>12}"));
+        }
+        println!("{line}");
+    }
+    let mut line = format!("{:<24}", "total");
+    for t in &total {
+        line.push_str(&format!(" {:>16}", format!("{t:.1}")));
+    }
+    println!("{line}");
     Ok(())
 }
