@@ -449,24 +449,9 @@ impl<'a> Scheduler<'a> {
         let stage = self.stage(index);
         match collect_committed(self.project, stage, evaluation, self.remote) {
             Ok(Some(evaluation)) => {
-                if let (Some(remote), Some(manifest), Exchange::SharedFolder) = (
-                    self.remote.filter(|r| r.push),
-                    evaluation.manifest(),
-                    self.project.config.executor.exchange,
-                ) {
-                    if let Err(err) = remote.upload(&self.project.cache, manifest) {
-                        tracing::warn!("{}: not pushed: {err}", stage.id);
-                    }
-                }
-                self.settle(
-                    index,
-                    Some(started),
-                    Settled::Done {
-                        outcome: Outcome::Ran,
-                        evaluation: Box::new(evaluation),
-                        source: None,
-                    },
-                );
+                // With the remote exchange the worker pushed the result itself.
+                let push = self.project.config.executor.exchange == Exchange::SharedFolder;
+                self.settle_ran(index, started, evaluation, push);
             }
             Ok(None) => {
                 let message = missing.unwrap_or_else(|| {
@@ -859,6 +844,26 @@ impl<'a> Scheduler<'a> {
         Step::Progressed
     }
 
+    /// Records a computed result, first uploading it when `push` and the remote wants it.
+    fn settle_ran(&mut self, index: usize, started: Instant, evaluation: Evaluation, push: bool) {
+        if let (Some(remote), Some(manifest), true) =
+            (self.remote.filter(|r| r.push), evaluation.manifest(), push)
+        {
+            if let Err(err) = remote.upload(&self.project.cache, manifest) {
+                tracing::warn!("{}: not pushed: {err}", self.stage(index).id);
+            }
+        }
+        self.settle(
+            index,
+            Some(started),
+            Settled::Done {
+                outcome: Outcome::Ran,
+                evaluation: Box::new(evaluation),
+                source: None,
+            },
+        );
+    }
+
     fn on_finished(&mut self, finished: Finished) {
         let index = finished.index;
         let Some((evaluation, started)) = self.running.remove(&index) else {
@@ -866,24 +871,7 @@ impl<'a> Scheduler<'a> {
         };
         let stage = self.stage(index);
         match finish(self.project, stage, evaluation, finished) {
-            Ok(evaluation) => {
-                if let (Some(remote), Some(manifest)) =
-                    (self.remote.filter(|r| r.push), evaluation.manifest())
-                {
-                    if let Err(err) = remote.upload(&self.project.cache, manifest) {
-                        tracing::warn!("{}: not pushed: {err}", stage.id);
-                    }
-                }
-                self.settle(
-                    index,
-                    Some(started),
-                    Settled::Done {
-                        outcome: Outcome::Ran,
-                        evaluation: Box::new(evaluation),
-                        source: None,
-                    },
-                );
-            }
+            Ok(evaluation) => self.settle_ran(index, started, evaluation, true),
             Err(error) => self.fail(index, Some(started), error),
         }
     }

@@ -24,7 +24,11 @@ kind = "explore"
 inputs = ["ingest:labels_genres", "ingest:tracks"]
 "#;
 
-fn run_json(p: &Project, args: &[&str], envs: &[(&str, String)]) -> (Value, String, i32) {
+pub(crate) fn run_json(
+    p: &Project,
+    args: &[&str],
+    envs: &[(&str, String)],
+) -> (Value, String, i32) {
     let mut cmd = p.command(args);
     cmd.arg("--json");
     for (k, v) in envs {

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::remote::run_json;
 use crate::support::{stderr, stdout, Project};
 
 /// The default pipeline, small: every kind, through Slurm in under a minute.
@@ -35,17 +36,6 @@ fn require_cluster() {
         up,
         "no Slurm cluster answers `sinfo` (start the one-node test cluster with .ci/slurm-up): {answer:?}"
     );
-}
-
-fn run_json(p: &Project, args: &[&str], envs: &[(&str, String)]) -> (Value, String, i32) {
-    let mut cmd = p.command(args);
-    cmd.arg("--json");
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().unwrap();
-    let json = serde_json::from_str(&stdout(&out)).unwrap_or(Value::Null);
-    (json, stderr(&out), out.status.code().unwrap_or(-1))
 }
 
 fn row<'a>(report: &'a Value, stage: &str) -> &'a Value {
