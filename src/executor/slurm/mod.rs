@@ -32,7 +32,11 @@ static SUBMITTED: Mutex<Vec<String>> = Mutex::new(Vec::new());
 /// Cancels every job this process submitted that is still known to run; for the interrupt
 /// handler's last word. Errors are printed, not returned: the process is about to exit.
 pub fn cancel_submitted() {
-    let jobs: Vec<String> = SUBMITTED.lock().map(|j| j.clone()).unwrap_or_default();
+    // A panic elsewhere must not hide the jobs: a poisoned list is still the list.
+    let jobs: Vec<String> = match SUBMITTED.lock() {
+        Ok(jobs) => jobs.clone(),
+        Err(poisoned) => poisoned.into_inner().clone(),
+    };
     if jobs.is_empty() {
         return;
     }
