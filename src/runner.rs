@@ -681,16 +681,9 @@ impl<'a> Scheduler<'a> {
             );
             return;
         };
-        let dir = self.project.stage_output_dir(stage);
         let cache = &self.project.cache;
         let manifest = manifest.clone();
-        match publish::publish_outputs(
-            cache,
-            &dir,
-            &stage.outputs,
-            &manifest,
-            &self.project.stat_cache,
-        ) {
+        match publish_cached(self.project, stage, &manifest) {
             Ok(()) => {
                 tracing::info!("{}: restored from cache", stage.id);
                 self.settle(
@@ -907,15 +900,7 @@ fn collect_committed(
                 return Ok(None);
             };
             // Written by another process: verified on the way out like any cached result.
-            let dir = project.stage_output_dir(stage);
-            publish::publish_outputs(
-                &project.cache,
-                &dir,
-                &stage.outputs,
-                &manifest,
-                &project.stat_cache,
-            )
-            .map_err(|e| StageError::Publish {
+            publish_cached(project, stage, &manifest).map_err(|e| StageError::Publish {
                 message: e.to_string(),
             })?;
             Some(manifest)
@@ -1021,16 +1006,25 @@ fn fetch_remote(
     else {
         return Ok(None);
     };
-    let dir = project.stage_output_dir(stage);
-    publish::publish_outputs(
-        &project.cache,
-        &dir,
-        &stage.outputs,
-        &manifest,
-        &project.stat_cache,
-    )?;
+    publish_cached(project, stage, &manifest)?;
     tracing::info!("{}: restored from {}", stage.id, remote.url());
     Ok(Some(manifest))
+}
+
+/// Copies the outputs of a cached result (`manifest`) to the stage's folder, verifying each
+/// object on the way.
+fn publish_cached(
+    project: &Project,
+    stage: &StageConfig,
+    manifest: &Manifest,
+) -> Result<(), PublishError> {
+    publish::publish_outputs(
+        &project.cache,
+        &project.stage_output_dir(stage),
+        &stage.outputs,
+        manifest,
+        &project.stat_cache,
+    )
 }
 
 /// Where downstream stages find the outputs of a cached result.

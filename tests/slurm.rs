@@ -104,7 +104,8 @@ fn job_completion_log() -> String {
                 .map(|r| r.trim_start_matches([' ', '=']).trim().to_owned())
         })
         .expect("JobCompLoc in scontrol show config");
-    std::fs::read_to_string(&path).unwrap_or_default()
+    // Slurm creates the file when the first job ends; until then the caller keeps waiting.
+    std::fs::read_to_string(&path).unwrap_or_else(|e| format!("(cannot read {path}: {e})"))
 }
 
 fn in_queue(jobs: &[String]) -> Vec<String> {

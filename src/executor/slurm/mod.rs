@@ -142,10 +142,6 @@ impl SlurmJobs {
         Duration::from_secs_f64(self.settings.poll_seconds.clamp(0.05, 0.25))
     }
 
-    fn log_of(&self, stage: &str, job: &str) -> PathBuf {
-        self.log_dir.join(format!("{stage}-{job}.log"))
-    }
-
     /// Submits the job(s) of stage `index`; returns the ids for the log. A sharded spec
     /// (`shards` > 1) becomes a job array and a merge job.
     pub fn submit(
@@ -217,10 +213,7 @@ impl SlurmJobs {
     ) -> Vec<String> {
         let mut args = vec![
             format!("--job-name=pipeline:{stage}"),
-            format!(
-                "--output={}",
-                self.log_dir.join(format!("{stage}-{log}.log")).display()
-            ),
+            format!("--output={}", job_log(&self.log_dir, stage, log).display()),
             format!("--cpus-per-task={}", resources.cpus),
             format!("--mem={}M", resources.mem_mb),
             format!("--time={}", resources.slurm_time()),
@@ -295,7 +288,7 @@ impl SlurmJobs {
                         Some(task) => format!("{array_id}_{task}"),
                         None => array_id.clone(),
                     };
-                    let log = self.log_dir.join(format!("{}-{job}.log", tracked.stage));
+                    let log = job_log(&self.log_dir, &tracked.stage, &job);
                     ended.push((index, JobEnd::Failed { job, state, log }));
                     continue;
                 }
@@ -309,9 +302,7 @@ impl SlurmJobs {
                     JobEnd::Failed {
                         job: tracked.main.clone(),
                         state: state.clone(),
-                        log: self
-                            .log_dir
-                            .join(format!("{}-{}.log", tracked.stage, tracked.main)),
+                        log: job_log(&self.log_dir, &tracked.stage, &tracked.main),
                     },
                 )),
                 None => ended.push((
@@ -377,11 +368,11 @@ impl SlurmJobs {
     pub fn vanished_after(&self) -> Duration {
         Duration::from_secs_f64(self.settings.vanished_after_seconds)
     }
+}
 
-    /// The log file of a job of `stage`.
-    pub fn log_path(&self, stage: &str, job: &str) -> PathBuf {
-        self.log_of(stage, job)
-    }
+/// Where Slurm writes the log of `job` of `stage` (`job` may be sbatch's `%j` or `%A_%a`).
+fn job_log(log_dir: &Path, stage: &str, job: &str) -> PathBuf {
+    log_dir.join(format!("{stage}-{job}.log"))
 }
 
 /// The last `lines` lines of a job's log, or a note that there is none.
