@@ -19,12 +19,11 @@ use arrow_array::{
     ArrayRef, Float32Array, Float64Array, Int32Array, Int64Array, StringArray, UInt8Array,
 };
 use arrow_schema::{DataType, Field, Schema};
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::io::fma::features::{read_features, FeatureValues, Features};
-use crate::io::fma::format::{feature_columns, Taxonomy, FEATURE_COUNT};
+use crate::io::fma::format::{feature_columns, Taxonomy};
 use crate::io::fma::genres::read_genres;
 use crate::io::fma::text::file_name;
 use crate::io::fma::tracks::{read_tracks, Tracks};
@@ -95,7 +94,7 @@ impl Stage for Ingest {
         } = tracks;
         // The large features file on one thread, everything else on the other.
         let (written, rest) = rayon::join(
-            || write_features(&io.output("features.parquet"), &features, io.provenance),
+            || write_features(&io.output("features.parquet"), features, io.provenance),
             || -> Result<()> {
                 write_tracks(&io.output("tracks.parquet"), columns, io.provenance)?;
                 write_genres(&io.output("genres.parquet"), &taxonomy, io.provenance)?;
@@ -156,34 +155,33 @@ fn check_same_tracks(
     Ok(())
 }
 
-fn write_features(path: &Path, features: &Features, provenance: &[(String, String)]) -> Result<()> {
+fn write_features(path: &Path, features: Features, provenance: &[(String, String)]) -> Result<()> {
     let names = feature_columns();
-    let rows = features.track_ids.len();
     let mut fields = vec![Field::new("track_id", DataType::Int64, false)];
-    let mut columns: Vec<ArrayRef> = vec![Arc::new(Int64Array::from(features.track_ids.clone()))];
-    let float_type = match features.values {
-        FeatureValues::F32(_) => DataType::Float32,
-        FeatureValues::F64(_) => DataType::Float64,
+    let mut columns: Vec<ArrayRef> = vec![Arc::new(Int64Array::from(features.track_ids))];
+    // The parsed columns become Arrow arrays without a copy.
+    let (float_type, values): (DataType, Vec<ArrayRef>) = match features.values {
+        FeatureValues::F32(values) => (
+            DataType::Float32,
+            values
+                .into_iter()
+                .map(|v| Arc::new(Float32Array::from(v)) as ArrayRef)
+                .collect(),
+        ),
+        FeatureValues::F64(values) => (
+            DataType::Float64,
+            values
+                .into_iter()
+                .map(|v| Arc::new(Float64Array::from(v)) as ArrayRef)
+                .collect(),
+        ),
     };
     fields.extend(
         names
             .iter()
             .map(|c| Field::new(c.name(), float_type.clone(), false)),
     );
-    let gathered: Vec<ArrayRef> = (0..FEATURE_COUNT)
-        .into_par_iter()
-        .map(|j| -> ArrayRef {
-            match &features.values {
-                FeatureValues::F32(v) => Arc::new(Float32Array::from_iter_values(
-                    (0..rows).map(|r| v[r * FEATURE_COUNT + j]),
-                )),
-                FeatureValues::F64(v) => Arc::new(Float64Array::from_iter_values(
-                    (0..rows).map(|r| v[r * FEATURE_COUNT + j]),
-                )),
-            }
-        })
-        .collect();
-    columns.extend(gathered);
+    columns.extend(values);
     write_columns(
         path,
         Arc::new(Schema::new(fields)),

@@ -13,7 +13,7 @@ pub fn read_genres(path: &Path) -> Result<Taxonomy> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
-        .from_reader(bytes.as_slice());
+        .from_reader(&bytes[..]);
     let mut genres = Vec::new();
     let mut seen = HashSet::new();
     for (index, record) in reader.records().enumerate() {

@@ -44,7 +44,7 @@ pub fn read_tracks(path: &Path, taxonomy: &Taxonomy) -> Result<Tracks> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
-        .from_reader(bytes.as_slice());
+        .from_reader(&bytes[..]);
     let expected_fields = TRACK_COLUMNS.len() + 1;
     let mut builders: Vec<ColumnBuilder> = TRACK_COLUMNS
         .iter()
@@ -64,6 +64,10 @@ pub fn read_tracks(path: &Path, taxonomy: &Taxonomy) -> Result<Tracks> {
     let mut seen = HashMap::new();
     let mut genres = Vec::new();
     let mut genres_all = Vec::new();
+    let column_names: Vec<String> = TRACK_COLUMNS
+        .iter()
+        .map(|(level, field, _)| format!("{level}.{field}"))
+        .collect();
     let mut record = csv::StringRecord::new();
     let mut index = 0usize;
     loop {
@@ -110,11 +114,11 @@ pub fn read_tracks(path: &Path, taxonomy: &Taxonomy) -> Result<Tracks> {
             ));
         }
         track_ids.push(id);
-        for (c, ((level, field, _), builder)) in
+        for (c, ((_, field, _), builder)) in
             TRACK_COLUMNS.iter().zip(builders.iter_mut()).enumerate()
         {
             let cell = &record[c + 1];
-            let column = format!("{level}.{field}");
+            let column = &column_names[c];
             match builder {
                 ColumnBuilder::Int(b) => {
                     if cell.is_empty() {
@@ -134,7 +138,7 @@ pub fn read_tracks(path: &Path, taxonomy: &Taxonomy) -> Result<Tracks> {
                             } else {
                                 "is not an integer"
                             };
-                            bad(path, line, Some(&column), format!("{cell:?} {why}"))
+                            bad(path, line, Some(column), format!("{cell:?} {why}"))
                         })?);
                     }
                 }
@@ -149,7 +153,7 @@ pub fn read_tracks(path: &Path, taxonomy: &Taxonomy) -> Result<Tracks> {
                             bad(
                                 path,
                                 line,
-                                Some(&column),
+                                Some(column),
                                 format!("cannot parse {cell:?} as a finite number"),
                             )
                         })?);
@@ -159,18 +163,18 @@ pub fn read_tracks(path: &Path, taxonomy: &Taxonomy) -> Result<Tracks> {
                     if cell.is_empty() {
                         b.append_null();
                     } else {
-                        b.append_value(parse_timestamp(cell).ok_or_else(|| bad(path, line, Some(&column), format!("cannot parse {cell:?} as a date (expected YYYY-MM-DD or YYYY-MM-DD HH:MM:SS)")))?);
+                        b.append_value(parse_timestamp(cell).ok_or_else(|| bad(path, line, Some(column), format!("cannot parse {cell:?} as a date (expected YYYY-MM-DD or YYYY-MM-DD HH:MM:SS)")))?);
                     }
                 }
                 ColumnBuilder::List(b) => {
                     let ids =
-                        parse_genre_list(cell).map_err(|m| bad(path, line, Some(&column), m))?;
+                        parse_genre_list(cell).map_err(|m| bad(path, line, Some(column), m))?;
                     for g in &ids {
                         if taxonomy.position(*g).is_none() {
                             return Err(bad(
                                 path,
                                 line,
-                                Some(&column),
+                                Some(column),
                                 format!("genre id {g} is not defined in genres.csv"),
                             ));
                         }
