@@ -14,10 +14,11 @@ use std::path::{Path, PathBuf};
 use stages::kind::OutputSpec;
 
 use crate::cache::{Cache, ObjectState};
-use crate::content_hash::{hash_artifact, ContentHash};
+use crate::content_hash::{hash_artifact, ContentHash, FileHashes};
 use crate::manifest::{Manifest, OutputRecord};
 use crate::stage_key::KeyHash;
 use crate::stat_cache::{FileStat, StatCache};
+use rayon::prelude::*;
 
 /// Marks temporary files in output folders, so leftovers of a killed run can be removed.
 pub(crate) const TMP_MARKER: &str = ".pipeline-tmp-";
@@ -124,62 +125,88 @@ pub(crate) fn commit_outputs(
     outputs: &[OutputSpec],
     stat_cache: &StatCache,
 ) -> Result<BTreeMap<String, OutputRecord>, PublishError> {
+    // Hashing, the slow part, runs for every output at once, so the small outputs are done
+    // while the large one is hashed; storing stays in declared order (two outputs may hold
+    // the same bytes, and so the same object).
+    let hashed = outputs
+        .par_iter()
+        .map(|spec| hash_staged(staging, spec))
+        .collect::<Vec<_>>();
     let mut records = BTreeMap::new();
-    for spec in outputs {
-        let staged = staging.join(&spec.file);
-        if !fs::symlink_metadata(&staged).is_ok_and(|m| m.is_file()) {
-            return Err(PublishError::MissingOutput {
-                output: spec.name.clone(),
-                file: spec.file.clone(),
-            });
-        }
-        File::open(&staged)
-            .and_then(|f| f.sync_all())
-            .map_err(io_err("sync", &staged))?;
-        let hashes = hash_artifact(&staged).map_err(io_err("hash", &staged))?;
-        let size = fs::metadata(&staged)
-            .map_err(io_err("stat", &staged))?
-            .len();
-        let object = cache.object_path(&hashes.object);
-        let keep_existing = match cache.check_object(&hashes.object, stat_cache) {
-            ObjectState::Sound => true,
-            ObjectState::Missing => false,
-            ObjectState::Corrupt => {
-                let moved = quarantine_object(cache, &hashes.object)?;
-                tracing::warn!(
-                    "cache object {} (output `{}`) was corrupt: moved to {}; storing the fresh result",
-                    object.display(),
-                    spec.name,
-                    moved.display()
-                );
-                false
-            }
-        };
-        if keep_existing {
-            // Content-addressed and verified: the existing object holds these bytes.
-            let _ = fs::remove_file(&staged);
-        } else {
-            let dir = parent(&object);
-            fs::create_dir_all(dir).map_err(io_err("create folder", dir))?;
-            fs::rename(&staged, &object).map_err(io_err("move into the cache", &object))?;
-            set_read_only(&object);
-            sync_dir(dir);
-            // Recorded after the permission change, which moves the ctime on.
-            if let Some(stat) = FileStat::of(&object) {
-                stat_cache.record(&object, stat, hashes);
-            }
-        }
-        records.insert(
-            spec.name.clone(),
-            OutputRecord {
-                file: spec.file.clone(),
-                object: hashes.object,
-                content: hashes.content,
-                size,
-            },
-        );
+    for (spec, hashed) in outputs.iter().zip(hashed) {
+        let (staged, hashes, size) = hashed?;
+        let record = store_output(cache, &staged, spec, hashes, size, stat_cache)?;
+        records.insert(spec.name.clone(), record);
     }
     Ok(records)
+}
+
+fn hash_staged(
+    staging: &Path,
+    spec: &OutputSpec,
+) -> Result<(PathBuf, FileHashes, u64), PublishError> {
+    let staged = staging.join(&spec.file);
+    if !fs::symlink_metadata(&staged).is_ok_and(|m| m.is_file()) {
+        return Err(PublishError::MissingOutput {
+            output: spec.name.clone(),
+            file: spec.file.clone(),
+        });
+    }
+    let hashes = hash_artifact(&staged).map_err(io_err("hash", &staged))?;
+    let size = fs::metadata(&staged)
+        .map_err(io_err("stat", &staged))?
+        .len();
+    Ok((staged, hashes, size))
+}
+
+fn store_output(
+    cache: &Cache,
+    staged: &Path,
+    spec: &OutputSpec,
+    hashes: FileHashes,
+    size: u64,
+    stat_cache: &StatCache,
+) -> Result<OutputRecord, PublishError> {
+    let object = cache.object_path(&hashes.object);
+    let keep_existing = match cache.check_object(&hashes.object, stat_cache) {
+        ObjectState::Sound => true,
+        ObjectState::Missing => false,
+        ObjectState::Corrupt => {
+            let moved = quarantine_object(cache, &hashes.object)?;
+            tracing::warn!(
+                "cache object {} (output `{}`) was corrupt: moved to {}; storing the fresh result",
+                object.display(),
+                spec.name,
+                moved.display()
+            );
+            false
+        }
+    };
+    if keep_existing {
+        // Content-addressed and verified: the existing object holds these bytes.
+        let _ = fs::remove_file(staged);
+    } else {
+        // Synced only when it is kept: a rerun that wrote bytes already stored (the
+        // usual `--force`) does not wait for a disk write it then deletes.
+        File::open(staged)
+            .and_then(|f| f.sync_all())
+            .map_err(io_err("sync", staged))?;
+        let dir = parent(&object);
+        fs::create_dir_all(dir).map_err(io_err("create folder", dir))?;
+        fs::rename(staged, &object).map_err(io_err("move into the cache", &object))?;
+        set_read_only(&object);
+        sync_dir(dir);
+        // Recorded after the permission change, which moves the ctime on.
+        if let Some(stat) = FileStat::of(&object) {
+            stat_cache.record(&object, stat, hashes);
+        }
+    }
+    Ok(OutputRecord {
+        file: spec.file.clone(),
+        object: hashes.object,
+        content: hashes.content,
+        size,
+    })
 }
 
 /// Moves any file of the object store aside into `cache/quarantine/` (one whose name is not
@@ -351,47 +378,62 @@ fn publish_outputs_with(
         });
     }
     fs::create_dir_all(dir).map_err(io_err("create folder", dir))?;
-    for spec in outputs {
-        let record = manifest
-            .outputs
-            .get(&spec.name)
-            .filter(|r| r.file == spec.file)
-            .ok_or_else(|| PublishError::UndeclaredOutput {
-                output: spec.name.clone(),
-            })?;
-        let object = cache.object_path(&record.object);
-        let target = dir.join(&spec.file);
-        check_not_in_the_way(&target)?;
-        let mut tmp = tempfile::Builder::new()
-            .prefix(TMP_MARKER)
-            .tempfile_in(dir)
-            .map_err(io_err("create a temporary file in", dir))?;
-        if verify {
-            let copied =
-                copy_hashing(&object, tmp.as_file_mut()).map_err(io_err("read", &object))?;
-            if copied != record.object {
-                return Err(PublishError::CorruptObject { path: object });
-            }
-        } else {
-            let mut source = File::open(&object).map_err(io_err("read", &object))?;
-            io::copy(&mut source, tmp.as_file_mut()).map_err(io_err("copy", &object))?;
-        }
-        make_user_file(tmp.as_file());
-        tmp.as_file().sync_all().map_err(io_err("sync", &target))?;
-        tmp.persist(&target)
-            .map_err(|e| io_err("replace", &target)(e.error))?;
-        if let Some(stat) = FileStat::of(&target) {
-            stat_cache.record(
-                &target,
-                stat,
-                crate::content_hash::FileHashes {
-                    object: record.object,
-                    content: record.content,
-                },
-            );
-        }
-    }
+    // Each output is its own file (its own inode lock), so the copies run side by side.
+    outputs
+        .par_iter()
+        .map(|spec| publish_output(cache, dir, spec, manifest, stat_cache, verify))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .collect::<Result<(), PublishError>>()?;
     sync_dir(dir);
+    Ok(())
+}
+
+fn publish_output(
+    cache: &Cache,
+    dir: &Path,
+    spec: &OutputSpec,
+    manifest: &Manifest,
+    stat_cache: &StatCache,
+    verify: bool,
+) -> Result<(), PublishError> {
+    let record = manifest
+        .outputs
+        .get(&spec.name)
+        .filter(|r| r.file == spec.file)
+        .ok_or_else(|| PublishError::UndeclaredOutput {
+            output: spec.name.clone(),
+        })?;
+    let object = cache.object_path(&record.object);
+    let target = dir.join(&spec.file);
+    check_not_in_the_way(&target)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(TMP_MARKER)
+        .tempfile_in(dir)
+        .map_err(io_err("create a temporary file in", dir))?;
+    if verify {
+        let copied = copy_hashing(&object, tmp.as_file_mut()).map_err(io_err("read", &object))?;
+        if copied != record.object {
+            return Err(PublishError::CorruptObject { path: object });
+        }
+    } else {
+        let mut source = File::open(&object).map_err(io_err("read", &object))?;
+        io::copy(&mut source, tmp.as_file_mut()).map_err(io_err("copy", &object))?;
+    }
+    make_user_file(tmp.as_file());
+    tmp.as_file().sync_all().map_err(io_err("sync", &target))?;
+    tmp.persist(&target)
+        .map_err(|e| io_err("replace", &target)(e.error))?;
+    if let Some(stat) = FileStat::of(&target) {
+        stat_cache.record(
+            &target,
+            stat,
+            FileHashes {
+                object: record.object,
+                content: record.content,
+            },
+        );
+    }
     Ok(())
 }
 

@@ -1093,6 +1093,7 @@ fn finish(
         message: "stage key unknown".into(),
     };
     let (key, components) = evaluation.key().cloned().ok_or_else(unknown_key)?;
+    let committing = Instant::now();
     let outputs = publish::commit_outputs(
         &project.cache,
         finished.staging.path(),
@@ -1110,6 +1111,7 @@ fn finish(
             .map_or(0, |d| d.as_secs()),
     };
     publish::write_manifest(&project.cache, &manifest).map_err(publish_error)?;
+    let committed = committing.elapsed();
     let dir = project.stage_output_dir(stage);
     publish::publish_fresh_outputs(
         &project.cache,
@@ -1119,6 +1121,12 @@ fn finish(
         &project.stat_cache,
     )
     .map_err(publish_error)?;
+    tracing::debug!(
+        "{}: outputs hashed and stored in {:.2}s, published in {:.2}s",
+        stage.id,
+        committed.as_secs_f64(),
+        (committing.elapsed() - committed).as_secs_f64()
+    );
     tracing::info!("{}: finished in {:.2}s", stage.id, finished.seconds);
     let resolved = resolved_of(project, &manifest);
     evaluation

@@ -7,6 +7,11 @@
 //! cargo run --release -p pipeline-bench -- knn [QUERIES] [POINTS]   exact L1 neighbour search
 //! cargo run --release -p pipeline-bench -- nn                      MLP training samples/s
 //! cargo run --release -p pipeline-bench -- models [CONFIG]         pca, lsi, lda vs Python peers
+//! cargo run --release -p pipeline-bench -- io [CONFIG] [TRACKS] [ROUNDS]
+//!                                                                  ingest, standardize, pca vs
+//!                                                                  polars-py / scikit-learn
+//! cargo run --release -p pipeline-bench -- whole [CONFIG] [TRACKS] every stage in one fresh run
+//!                                                                  at the default -j: table
 //! cargo run --release -p pipeline-bench -- scale [TRACKS...]     every stage of pipeline.toml at
 //!                                                                  each size: seconds, peak memory,
 //!                                                                  growth exponents
@@ -46,6 +51,15 @@ fn main() -> Result<()> {
             Path::new(args.get(1).map_or("pipeline.toml", String::as_str)),
             args.get(2).map_or(Ok(106_574), |s| s.parse())?,
         ),
+        Some("io") => io_stages(
+            Path::new(args.get(1).map_or("pipeline.toml", String::as_str)),
+            args.get(2).map_or(Ok(106_574), |s| s.parse())?,
+            args.get(3).map_or(Ok(5), |s| s.parse())?,
+        ),
+        Some("whole") => whole(
+            Path::new(args.get(1).map_or("pipeline.toml", String::as_str)),
+            args.get(2).map_or(Ok(106_574), |s| s.parse())?,
+        ),
         Some("scale") => {
             let sizes: Vec<usize> = args[1..]
                 .iter()
@@ -59,7 +73,7 @@ fn main() -> Result<()> {
         }
         Some("slurm") => slurm(args.get(1).map_or(Ok(20_000), |s| s.parse())?),
         _ => bail!(
-            "usage: pipeline-bench hash [SIZE_MB] | noop [CONFIG] [RUNS] | ingest [TRACKS] | knn [QUERIES] [POINTS] | nn | models [CONFIG] [TRACKS] | scale [TRACKS...] | slurm [TRACKS]"
+            "usage: pipeline-bench hash [SIZE_MB] | noop [CONFIG] [RUNS] | ingest [TRACKS] | knn [QUERIES] [POINTS] | nn | models [CONFIG] [TRACKS] | io [CONFIG] [TRACKS] [ROUNDS] | whole [CONFIG] [TRACKS] | scale [TRACKS...] | slurm [TRACKS]"
         ),
     }
 }
@@ -213,6 +227,158 @@ fn models(config: &Path, tracks: usize) -> Result<()> {
     if !status.is_ok_and(|s| s.success()) {
         println!("(Python peers not run: pip install pyarrow scikit-learn gensim)");
     }
+    Ok(())
+}
+
+/// The stages that mostly move bytes (ingest, standardize, pca) at `--set
+/// source.tracks=TRACKS`, each forced `rounds` times, every pipeline run followed at once by
+/// its Python peer on the same input files (benches/peers/io_stages.py), so that the
+/// machine's noise falls on both alike. Medians, with the range.
+fn io_stages(config: &Path, tracks: usize, rounds: usize) -> Result<()> {
+    let binary = pipeline_binary();
+    let scale = format!("source.tracks={tracks}");
+    let stages = ["ingest", "standardize", "pca"];
+    let prepared = Command::new(&binary)
+        .args(["run", "-q", "--set", &scale, "--config"])
+        .arg(config)
+        .args(stages)
+        .status()
+        .context("run `pipeline` (build it with cargo build --release)")?;
+    if !prepared.success() {
+        bail!("the pipeline failed");
+    }
+    let outputs = config
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .join("outputs");
+    let peer_inputs = [
+        outputs.join("source"),
+        outputs.join("ingest").join("features.parquet"),
+        outputs.join("standardize").join("zscore.parquet"),
+    ];
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/peers/io_stages.py");
+    let peer_dir = tempfile::tempdir()?;
+    let mut ours: Vec<Vec<f64>> = vec![Vec::new(); stages.len()];
+    let mut peers: Vec<Vec<f64>> = vec![Vec::new(); stages.len()];
+    let mut peer_names = vec![String::new(); stages.len()];
+    for round in 1..=rounds {
+        for (i, stage) in stages.iter().enumerate() {
+            let out = Command::new(&binary)
+                .args([
+                    "run", "-q", "--force", "--json", "--set", &scale, "--config",
+                ])
+                .arg(config)
+                .arg(stage)
+                .output()?;
+            if !out.status.success() {
+                bail!("`pipeline run --force {stage}` failed");
+            }
+            ours[i].push(stage_seconds(&out.stdout, stage)?);
+            let peer = Command::new("python3")
+                .arg(script)
+                .arg(stage)
+                .arg(&peer_inputs[i])
+                .arg(peer_dir.path())
+                .output();
+            let line = match &peer {
+                Ok(out) if out.status.success() => {
+                    String::from_utf8_lossy(&out.stdout).into_owned()
+                }
+                _ => String::new(),
+            };
+            let mut words = line.split_whitespace();
+            if let (Some(name), Some(Ok(seconds))) = (words.next(), words.next().map(str::parse)) {
+                peer_names[i] = name.to_owned();
+                peers[i].push(seconds);
+            }
+            eprintln!(
+                "round {round}: {stage} {:.2} s, peer {}",
+                ours[i].last().copied().unwrap_or(f64::NAN),
+                peers[i]
+                    .last()
+                    .map_or("not run".to_owned(), |s| format!("{s:.2} s"))
+            );
+        }
+    }
+    let summary = |times: &[f64]| -> Option<(f64, f64, f64)> {
+        let mut sorted = times.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        Some((
+            *sorted.get(sorted.len() / 2)?,
+            *sorted.first()?,
+            *sorted.last()?,
+        ))
+    };
+    println!(
+        "{:<12} {:>22} {:>34} {:>8}",
+        "stage",
+        format!("pipeline s (of {rounds})"),
+        "peer s",
+        "peer/us"
+    );
+    for (i, stage) in stages.iter().enumerate() {
+        let Some((ours_median, ours_min, ours_max)) = summary(&ours[i]) else {
+            continue;
+        };
+        let (peer, ratio) = match summary(&peers[i]) {
+            Some((median, min, max)) => (
+                format!("{} {median:.2} ({min:.2}-{max:.2})", peer_names[i]),
+                format!("{:.2}", median / ours_median),
+            ),
+            None => (
+                "not run (pip install polars scikit-learn)".to_owned(),
+                "-".to_owned(),
+            ),
+        };
+        println!(
+            "{stage:<12} {:>22} {peer:>34} {ratio:>8}",
+            format!("{ours_median:.2} ({ours_min:.2}-{ours_max:.2})")
+        );
+    }
+    Ok(())
+}
+
+/// Every stage of `config` at `--set source.tracks=TRACKS` in one run from an empty cache, at
+/// the default `-j`: the wall time of the whole run and each stage's seconds and outcome.
+fn whole(config: &Path, tracks: usize) -> Result<()> {
+    let text =
+        std::fs::read_to_string(config).with_context(|| format!("read {}", config.display()))?;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("pipeline.toml");
+    std::fs::write(&file, text)?;
+    let scale = format!("source.tracks={tracks}");
+    let start = Instant::now();
+    let out = Command::new(pipeline_binary())
+        .args(["run", "-q", "--json", "--set", &scale, "--config"])
+        .arg(&file)
+        .output()
+        .context("run `pipeline` (build it with cargo build --release)")?;
+    let wall = start.elapsed();
+    if !out.status.success() {
+        bail!(
+            "the pipeline failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let stages = summary["stages"]
+        .as_array()
+        .context("run --json prints a `stages` array")?;
+    println!("{:<24} {:>10} {:>9}", "stage", "outcome", "seconds");
+    for stage in stages {
+        println!(
+            "{:<24} {:>10} {:>9.2}",
+            stage["stage"].as_str().unwrap_or("?"),
+            stage["outcome"].as_str().unwrap_or("?"),
+            stage["seconds"].as_f64().unwrap_or(f64::NAN)
+        );
+    }
+    let busy: f64 = stages.iter().filter_map(|s| s["seconds"].as_f64()).sum();
+    println!(
+        "whole pipeline at {tracks} tracks: {:.1} s wall at the default -j ({busy:.1} s of stage time)",
+        wall.as_secs_f64()
+    );
     Ok(())
 }
 

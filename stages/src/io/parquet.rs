@@ -63,31 +63,27 @@ pub fn write_columns(
     let column_writers = factory
         .create_column_writers(0)
         .map_err(Error::parquet(path))?;
-    let leaves = schema
-        .fields()
-        .iter()
-        .zip(batch.columns())
-        .map(|(field, array)| compute_leaves(field, array))
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(Error::parquet(path))?
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>();
-    if leaves.len() != column_writers.len() {
+    // Every field here is one Parquet leaf (primitive or list of primitive). The leaves are
+    // computed inside the parallel loop, one column at a time: arrow-rs gives each leaf a
+    // row-index vector eight bytes per value, so computing them all up front allocated (and
+    // page-faulted) twice the table's size before encoding began.
+    if schema.fields().len() != column_writers.len() {
         return Err(Error::BadFile {
             path: path.to_owned(),
             message: format!(
-                "{} Parquet leaf columns for {} writers (nested columns are not written here)",
-                leaves.len(),
-                column_writers.len()
+                "{} Parquet leaf columns for {} fields (nested columns are not written here)",
+                column_writers.len(),
+                schema.fields().len()
             ),
         });
     }
     let chunks = column_writers
         .into_par_iter()
-        .zip(leaves)
-        .map(|(mut writer, leaf)| {
-            writer.write(&leaf)?;
+        .zip(schema.fields().par_iter().zip(batch.columns().par_iter()))
+        .map(|(mut writer, (field, array))| {
+            for leaf in compute_leaves(field, array)? {
+                writer.write(&leaf)?;
+            }
             writer.close()
         })
         .collect::<std::result::Result<Vec<_>, _>>()

@@ -82,6 +82,8 @@ impl Stage for Standardize {
     }
 
     fn run(params: &Self::Params, io: &StageIo<'_>) -> Result<()> {
+        let clock = std::time::Instant::now();
+        let elapsed = || clock.elapsed().as_secs_f64();
         // Column by column: statistics and scaling run over contiguous memory, and Parquet
         // takes the columns as they are.
         let features = read_column_major(io.input(0, "features")?, Landing::AsRead)?;
@@ -113,27 +115,39 @@ impl Stage for Standardize {
                 tracing::warn!("standardize: column `{name}` is constant; its scaled values are 0");
             }
         }
+        tracing::debug!("standardize: read and fitted at {:.3} s", elapsed());
+        // The two scalings are built and written side by side: while one file's bytes go
+        // to the kernel, the other's columns are still being encoded.
         let columns = || features.values.par_chunks(rows.max(1)).enumerate();
-        let z: Vec<ArrayRef> = columns()
-            .map(|(j, c)| scaled_array(scaling.zscore(j, c), params.float32))
-            .collect();
-        write_id_columns(
-            &io.output("zscore.parquet"),
-            &features.track_ids,
-            &features.columns,
-            z,
-            io.provenance,
-        )?;
-        let m: Vec<ArrayRef> = columns()
-            .map(|(j, c)| scaled_array(scaling.minmax(j, c), params.float32))
-            .collect();
-        write_id_columns(
-            &io.output("minmax.parquet"),
-            &features.track_ids,
-            &features.columns,
-            m,
-            io.provenance,
-        )?;
+        let (z_written, m_written) = rayon::join(
+            || {
+                let z: Vec<ArrayRef> = columns()
+                    .map(|(j, c)| scaled_array(scaling.zscore(j, c), params.float32))
+                    .collect();
+                write_id_columns(
+                    &io.output("zscore.parquet"),
+                    &features.track_ids,
+                    &features.columns,
+                    z,
+                    io.provenance,
+                )
+            },
+            || {
+                let m: Vec<ArrayRef> = columns()
+                    .map(|(j, c)| scaled_array(scaling.minmax(j, c), params.float32))
+                    .collect();
+                write_id_columns(
+                    &io.output("minmax.parquet"),
+                    &features.track_ids,
+                    &features.columns,
+                    m,
+                    io.provenance,
+                )
+            },
+        );
+        z_written?;
+        m_written?;
+        tracing::debug!("standardize: both scalings written at {:.3} s", elapsed());
         let f64s = |v: &Vec<f64>| Arc::new(Float64Array::from(v.clone())) as ArrayRef;
         write_table(
             &io.output("stats.parquet"),
