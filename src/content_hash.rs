@@ -131,27 +131,35 @@ pub fn hash_file(path: &Path) -> io::Result<ContentHash> {
     Ok(ContentHash(*hasher.finalize().as_bytes()))
 }
 
-/// Both hashes of the file at `path`, from one read (or map) of it.
+/// Both hashes of the file at `path`, from one read (or map) of it. For Parquet the data
+/// pages, nearly all of the file, are hashed once: the two hashes share that prefix, and
+/// part only in what follows it.
 pub fn hash_artifact(path: &Path) -> io::Result<FileHashes> {
     let (file, bytes) = load(path)?;
+    // A file that only looks like Parquet (its footer does not parse) has no provenance to
+    // leave out: its content is its bytes, and the stage that reads it says what is wrong.
+    if is_parquet(&bytes) {
+        if let Ok(hashes) = parquet_hashes(&file, &bytes) {
+            return Ok(hashes);
+        }
+    }
     let mut hasher = blake3::Hasher::new();
     update(&mut hasher, &bytes);
     let object = ContentHash(*hasher.finalize().as_bytes());
-    // A file that only looks like Parquet (its footer does not parse) has no provenance to
-    // leave out: its content is its bytes, and the stage that reads it says what is wrong.
-    let content = if is_parquet(&bytes) {
-        parquet_content_hash(&file, &bytes).unwrap_or(object)
-    } else {
-        object
-    };
-    Ok(FileHashes { object, content })
+    Ok(FileHashes {
+        object,
+        content: object,
+    })
 }
 
 fn is_parquet(bytes: &[u8]) -> bool {
     bytes.len() >= 12 && bytes.starts_with(b"PAR1") && bytes.ends_with(b"PAR1")
 }
 
-fn parquet_content_hash(file: &File, bytes: &[u8]) -> io::Result<ContentHash> {
+/// Marks a Parquet content hash: the data pages, the footer without provenance, then this.
+const PARQUET_CONTENT_TAG: &[u8] = b"\0pipeline parquet content v2";
+
+fn parquet_hashes(file: &File, bytes: &[u8]) -> io::Result<FileHashes> {
     let metadata = ParquetMetaDataReader::new()
         .parse_and_finish(file)
         .map_err(io::Error::other)?;
@@ -160,11 +168,17 @@ fn parquet_content_hash(file: &File, bytes: &[u8]) -> io::Result<ContentHash> {
     let tail = &bytes[len - 8..len - 4];
     let footer_len = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]) as usize;
     let data_end = len.saturating_sub(footer_len + 8);
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(b"pipeline parquet content v1\0");
-    update(&mut hasher, &bytes[..data_end]);
-    hasher.update(&footer);
-    Ok(ContentHash(*hasher.finalize().as_bytes()))
+    let mut data = blake3::Hasher::new();
+    update(&mut data, &bytes[..data_end]);
+    let mut content = data.clone();
+    let mut object = data;
+    object.update(&bytes[data_end..]);
+    content.update(&footer);
+    content.update(PARQUET_CONTENT_TAG);
+    Ok(FileHashes {
+        object: ContentHash(*object.finalize().as_bytes()),
+        content: ContentHash(*content.finalize().as_bytes()),
+    })
 }
 
 fn without_provenance(metadata: &ParquetMetaData) -> io::Result<Vec<u8>> {
@@ -211,5 +225,41 @@ mod tests {
                 hashes.object
             );
         }
+    }
+
+    #[test]
+    fn a_parquet_object_hash_covers_every_byte_and_its_content_hash_no_provenance() {
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let write = |name: &str, values: Vec<f64>, key: &str| {
+            let path = dir.path().join(name);
+            let schema = Arc::new(arrow_schema::Schema::new(vec![arrow_schema::Field::new(
+                "x",
+                arrow_schema::DataType::Float64,
+                false,
+            )]));
+            let column: arrow_array::ArrayRef = Arc::new(arrow_array::Float64Array::from(values));
+            stages::io::parquet::write_columns(
+                &path,
+                schema,
+                vec![column],
+                &[(format!("{}key", stages::provenance::PREFIX), key.to_owned())],
+                false,
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+            let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{e}"));
+            (
+                hash_artifact(&path).unwrap_or_else(|e| panic!("{e}")),
+                bytes,
+            )
+        };
+        let (first, first_bytes) = write("a.parquet", vec![1.0, 2.0, 3.0], "one");
+        let (rerun, _) = write("b.parquet", vec![1.0, 2.0, 3.0], "two");
+        let (changed, _) = write("c.parquet", vec![1.0, 2.0, 4.0], "one");
+        assert_eq!(first.object, ContentHash::of(&first_bytes));
+        assert_ne!(first.object, rerun.object, "the provenance is in the file");
+        assert_eq!(first.content, rerun.content, "and not in its content");
+        assert_ne!(first.content, first.object);
+        assert_ne!(first.content, changed.content);
     }
 }

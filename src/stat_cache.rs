@@ -125,6 +125,11 @@ impl StatCache {
         }
     }
 
+    /// The hashes of `path` if its stat matches the record made of it, without reading it.
+    pub fn known(&self, path: &Path) -> Option<FileHashes> {
+        self.lookup(path, FileStat::of(path)?)
+    }
+
     fn lookup(&self, path: &Path, stat: FileStat) -> Option<FileHashes> {
         let entries = self.entries.lock().ok()?;
         let entry = entries.get(path)?;

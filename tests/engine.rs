@@ -63,6 +63,10 @@ fn run_all(dir: &Path, registry: &Registry, jobs: usize) -> RunReport {
         None,
     );
     project.lockfile.save(&project.lockfile_path).unwrap();
+    // As `pipeline run` does: the next run knows the published files by their stat.
+    if let Some(bytes) = project.stat_cache.to_json_if_changed() {
+        std::fs::write(project.cache.stat_cache_path(), bytes).unwrap();
+    }
     report
 }
 
@@ -180,11 +184,34 @@ fn identical_outputs_stop_the_rerun_early() {
         "pipeline.toml",
         CHAIN.replace("text = \"alpha\"", "text = \"alpha\"\nnoise = 1"),
     );
+    let published = p.file("outputs/a/out.txt");
+    let before = inode(&published);
     journal.clear();
     let report = run_all(p.path(), &reg, 2);
     assert_eq!(journal.ran(), vec!["a"]);
     assert_eq!(outcome_of(&report, "b"), Outcome::UpToDate);
     assert_eq!(outcome_of(&report, "c"), Outcome::UpToDate);
+    // The rerun reproduced the published file, untouched since: it is not copied again.
+    assert_eq!(inode(&published), before);
+    assert_eq!(p.read("outputs/a/out.txt"), "alpha");
+    // One edited meanwhile (its ctime moves on) is replaced by the rerun's bytes.
+    p.write("outputs/a/out.txt", "vandalised");
+    p.write(
+        "pipeline.toml",
+        CHAIN.replace("text = \"alpha\"", "text = \"alpha\"\nnoise = 2"),
+    );
+    run_all(p.path(), &reg, 2);
+    assert_eq!(p.read("outputs/a/out.txt"), "alpha");
+}
+
+#[cfg(unix)]
+fn inode(path: &Path) -> u64 {
+    std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(path).unwrap())
+}
+
+#[cfg(not(unix))]
+fn inode(_: &Path) -> u64 {
+    0
 }
 
 #[test]
