@@ -8,16 +8,19 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::path::Path;
 use std::str::FromStr;
+
+use stages::io::file_bytes::FileBytes;
 
 use parquet::file::metadata::{
     FileMetaData, KeyValue, ParquetMetaData, ParquetMetaDataReader, ParquetMetaDataWriter,
 };
 
-/// Files at least this large are memory-mapped and hashed on every core.
-const PARALLEL_THRESHOLD: u64 = 16 << 20;
+/// Files at least this large are hashed on every core (and memory-mapped, see
+/// [`FileBytes`]).
+const PARALLEL_THRESHOLD: u64 = stages::io::file_bytes::MAP_THRESHOLD;
 
 /// A blake3 hash of some bytes.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -81,36 +84,9 @@ pub struct FileHashes {
     pub content: ContentHash,
 }
 
-/// A file's bytes: read into memory when small, memory-mapped when large.
-enum FileBytes {
-    Read(Vec<u8>),
-    Mapped(memmap2::Mmap),
-}
-
-impl std::ops::Deref for FileBytes {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        match self {
-            Self::Read(bytes) => bytes,
-            Self::Mapped(map) => map,
-        }
-    }
-}
-
 fn load(path: &Path) -> io::Result<(File, FileBytes)> {
-    let mut file = File::open(path)?;
-    let len = file.metadata()?.len();
-    let bytes = if len >= PARALLEL_THRESHOLD {
-        // SAFETY: the map is only read, and only while hashing. A file truncated by another
-        // process meanwhile would fault, as blake3's own `update_mmap_rayon` would; the files
-        // hashed here are a stage's fresh outputs, read-only cache objects and inputs the user
-        // is not editing during a run.
-        FileBytes::Mapped(unsafe { memmap2::Mmap::map(&file)? })
-    } else {
-        let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-        file.read_to_end(&mut buf)?;
-        FileBytes::Read(buf)
-    };
+    let file = File::open(path)?;
+    let bytes = FileBytes::load(&file)?;
     Ok((file, bytes))
 }
 

@@ -187,15 +187,7 @@ fn models(config: &Path, tracks: usize) -> Result<()> {
     let binary = pipeline_binary();
     let scale = format!("source.tracks={tracks}");
     let stages = ["pca", "lsi", "lda"];
-    let prepared = Command::new(&binary)
-        .args(["run", "-q", "--set", &scale, "--config"])
-        .arg(config)
-        .args(stages)
-        .status()
-        .context("run `pipeline` (build it with cargo build --release)")?;
-    if !prepared.success() {
-        bail!("the pipeline failed");
-    }
+    prepare(&binary, config, &scale, &stages)?;
     for stage in stages {
         let mut times = Vec::new();
         for _ in 0..3 {
@@ -216,11 +208,7 @@ fn models(config: &Path, tracks: usize) -> Result<()> {
             median(times).as_secs_f64()
         );
     }
-    let outputs = config
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .join("outputs");
+    let outputs = outputs_dir(config);
     pca_compute(&outputs.join("standardize").join("zscore.parquet"))?;
     let peers = concat!(env!("CARGO_MANIFEST_DIR"), "/peers/models.py");
     let status = Command::new("python3").arg(peers).arg(&outputs).status();
@@ -240,20 +228,8 @@ fn io_stages(config: &Path, tracks: usize, rounds: usize) -> Result<()> {
     let binary = pipeline_binary();
     let scale = format!("source.tracks={tracks}");
     let stages = ["ingest", "standardize", "pca"];
-    let prepared = Command::new(&binary)
-        .args(["run", "-q", "--set", &scale, "--config"])
-        .arg(config)
-        .args(stages)
-        .status()
-        .context("run `pipeline` (build it with cargo build --release)")?;
-    if !prepared.success() {
-        bail!("the pipeline failed");
-    }
-    let outputs = config
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .join("outputs");
+    prepare(&binary, config, &scale, &stages)?;
+    let outputs = outputs_dir(config);
     let peer_inputs = [
         outputs.join("source"),
         outputs.join("ingest").join("features.parquet"),
@@ -389,6 +365,30 @@ fn whole(config: &Path, tracks: usize) -> Result<()> {
         wall.as_secs_f64()
     );
     Ok(())
+}
+
+/// Runs `stages` of `config` (and what they need) at `scale`, so the timed runs after it
+/// find their inputs in the cache.
+fn prepare(binary: &Path, config: &Path, scale: &str, stages: &[&str]) -> Result<()> {
+    let prepared = Command::new(binary)
+        .args(["run", "-q", "--set", scale, "--config"])
+        .arg(config)
+        .args(stages)
+        .status()
+        .context("run `pipeline` (build it with cargo build --release)")?;
+    if !prepared.success() {
+        bail!("the pipeline failed");
+    }
+    Ok(())
+}
+
+/// The `outputs/` folder of the project `config` belongs to.
+fn outputs_dir(config: &Path) -> PathBuf {
+    config
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .join("outputs")
 }
 
 /// The pca stage's computation alone, as the Python peers are timed: the full spectrum

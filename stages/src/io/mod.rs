@@ -3,6 +3,7 @@
 //! upstream stages. Nothing here decides what a stage computes.
 
 pub mod chart;
+pub mod file_bytes;
 pub mod fma;
 pub mod labelled;
 pub mod metrics;

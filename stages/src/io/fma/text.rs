@@ -4,47 +4,24 @@
 use std::path::Path;
 
 use crate::error::{Error, Result};
-
-/// Files at least this large are memory-mapped rather than read into a fresh buffer: the
-/// kernel then serves the page cache directly, instead of zeroing and filling as many new
-/// pages with a copy (a third of ingest's system time on `features.csv`).
-const MAP_THRESHOLD: u64 = 16 << 20;
+use crate::io::file_bytes::FileBytes;
 
 /// The bytes of a text file, after any UTF-8 byte order mark.
 pub(crate) struct Text {
-    bytes: TextBytes,
+    bytes: FileBytes,
     start: usize,
-}
-
-enum TextBytes {
-    Read(Vec<u8>),
-    Mapped(memmap2::Mmap),
 }
 
 impl std::ops::Deref for Text {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        let all: &[u8] = match &self.bytes {
-            TextBytes::Read(bytes) => bytes,
-            TextBytes::Mapped(map) => map,
-        };
-        &all[self.start..]
+        &self.bytes[self.start..]
     }
 }
 
 pub(crate) fn read_text(path: &Path) -> Result<Text> {
     let file = std::fs::File::open(path).map_err(Error::io("read", path))?;
-    let len = file.metadata().map_err(Error::io("read", path))?.len();
-    let bytes = if len >= MAP_THRESHOLD {
-        // SAFETY: the map is only read. The engine maps the same input to hash it before the
-        // stage starts (content_hash.rs), under the same condition: inputs are not edited
-        // while a run reads them.
-        TextBytes::Mapped(unsafe { memmap2::Mmap::map(&file) }.map_err(Error::io("read", path))?)
-    } else {
-        let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-        std::io::Read::read_to_end(&mut &file, &mut buf).map_err(Error::io("read", path))?;
-        TextBytes::Read(buf)
-    };
+    let bytes = FileBytes::load(&file).map_err(Error::io("read", path))?;
     let mut text = Text { bytes, start: 0 };
     if text.starts_with(b"\xEF\xBB\xBF") {
         text.start = 3;
