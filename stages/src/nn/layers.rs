@@ -10,7 +10,6 @@ use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use rayon::prelude::*;
 
 /// One dense layer `y = x W + b` with its Adam state.
 #[derive(Debug, Clone)]
@@ -74,10 +73,65 @@ impl Dense {
     }
 }
 
+impl Dense {
+    /// `x W + b` for the `rows` rows of `x`. (Splitting the rows between two threads made
+    /// the product faster and training slower: the Adam step after it, writing weights the
+    /// other core had just read, took three times as long.)
+    fn affine(&self, x: &[f32], rows: usize) -> Vec<f32> {
+        let mut z = vec![0.0f32; rows * self.n_out];
+        gemm(
+            &mut z,
+            x,
+            &self.w,
+            (rows, self.n_in, self.n_out),
+            (false, false),
+        );
+        for row in z.chunks_exact_mut(self.n_out) {
+            for (v, b) in row.iter_mut().zip(&self.b) {
+                *v += b;
+            }
+        }
+        z
+    }
+}
+
+/// Fills `masks[l]` with layer `l`'s dropout mask for `rows` rows (`1 / keep` or 0 per
+/// output), or empties it where the layer has no dropout or `rng` is `None` (evaluation).
+fn draw_masks(
+    masks: &mut [Vec<f32>],
+    layers: &[Dense],
+    rows: usize,
+    mut rng: Option<&mut ChaCha8Rng>,
+) {
+    let mut draws = Vec::new();
+    for (mask, layer) in masks.iter_mut().zip(layers) {
+        mask.clear();
+        let Some(rng) = rng.as_deref_mut().filter(|_| layer.dropout > 0.0) else {
+            continue;
+        };
+        let keep = 1.0 - layer.dropout;
+        // Raw 32-bit draws, filled in bulk, compared with the keep probability scaled to
+        // 2^32.
+        let cutoff = (f64::from(keep) * 4_294_967_296.0) as u64;
+        draws.clear();
+        draws.resize(rows * layer.n_out, 0u32);
+        rng.fill(&mut draws[..]);
+        mask.extend(draws.iter().map(|&d| {
+            if u64::from(d) < cutoff {
+                1.0 / keep
+            } else {
+                0.0
+            }
+        }));
+    }
+}
+
 /// Below this many multiply-adds a GEMM runs on the calling thread: splitting it costs more
-/// than it saves (at batch 32 the layers' GEMMs, about 2^23, were slower split in two; at
-/// batch 256 faster).
-const PARALLEL_GEMM_WORK: usize = 1 << 24;
+/// than it saves. Measured at full scale on two cores, with training on a pool thread (see
+/// `training::in_pool`): 2^20 took an autoencoder epoch from 5.5 s to 3.7 s and a classifier
+/// epoch from 2.6 s to 1.6 s; 2^18 split products too small to pay for the hand-over, and 2^24
+/// left batch 32's products (about 2^23) on one thread.
+const PARALLEL_GEMM_WORK: usize = 1 << 20;
 
 /// `dst = lhs (m x k) * rhs (k x n)`, all row-major, optionally transposing an operand.
 ///
@@ -215,52 +269,40 @@ impl Mlp {
         &mut self,
         x: &[f32],
         rows: usize,
-        mut rng: Option<&mut ChaCha8Rng>,
+        rng: Option<&mut ChaCha8Rng>,
     ) -> Vec<f32> {
+        let mut masks = std::mem::take(&mut self.masks);
         let mut a = x.to_vec();
+        let first_product = || self.layers.first().map(|layer| layer.affine(&a, rows));
+        // While training, the dropout masks are drawn on one thread while the first layer's
+        // product runs on the other; they take the stream layer by layer, as they always have.
+        let mut first = if rng.is_some() {
+            rayon::join(
+                || draw_masks(&mut masks, &self.layers, rows, rng),
+                first_product,
+            )
+            .1
+        } else {
+            draw_masks(&mut masks, &self.layers, rows, None);
+            first_product()
+        };
         for (l, layer) in self.layers.iter().enumerate() {
-            let mut z = vec![0.0f32; rows * layer.n_out];
-            gemm(
-                &mut z,
-                &a,
-                &layer.w,
-                (rows, layer.n_in, layer.n_out),
-                (false, false),
-            );
-            for row in z.chunks_exact_mut(layer.n_out) {
-                for (v, b) in row.iter_mut().zip(&layer.b) {
-                    *v += b;
-                }
-            }
+            let z = match first.take() {
+                Some(z) => z,
+                None => layer.affine(&a, rows),
+            };
             let mut out: Vec<f32> = if layer.relu {
                 z.iter().map(|v| v.max(0.0)).collect()
             } else {
                 z.clone()
             };
-            let mut mask = std::mem::take(&mut self.masks[l]);
-            mask.clear();
-            if let (Some(rng), true) = (rng.as_deref_mut(), layer.dropout > 0.0) {
-                let keep = 1.0 - layer.dropout;
-                // Raw 32-bit draws, filled in bulk, compared with the keep probability
-                // scaled to 2^32.
-                let cutoff = (f64::from(keep) * 4_294_967_296.0) as u64;
-                let mut draws = vec![0u32; out.len()];
-                rng.fill(&mut draws[..]);
-                mask.extend(draws.iter().map(|&d| {
-                    if u64::from(d) < cutoff {
-                        1.0 / keep
-                    } else {
-                        0.0
-                    }
-                }));
-                for (o, m) in out.iter_mut().zip(&mask) {
-                    *o *= m;
-                }
+            for (o, m) in out.iter_mut().zip(&masks[l]) {
+                *o *= m;
             }
             self.inputs[l] = std::mem::replace(&mut a, out);
             self.pre[l] = z;
-            self.masks[l] = mask;
         }
+        self.masks = masks;
         a
     }
 
@@ -354,34 +396,85 @@ impl Mlp {
     pub fn update(&mut self, adam: Adam) {
         self.step += 1;
         let t = self.step as i32;
-        let lr = adam.lr * (1.0 - adam.beta2.powi(t)).sqrt() / (1.0 - adam.beta1.powi(t));
         let rule = AdamStep {
             beta1: adam.beta1,
             beta2: adam.beta2,
             eps: adam.eps,
-            lr,
+            lr: adam.lr * (1.0 - adam.beta2.powi(t)).sqrt() / (1.0 - adam.beta1.powi(t)),
         };
-        // One layer per task: each parameter reads only its own values, so the bytes do not
-        // depend on the threads. (Splitting one layer's weights into chunks measured slower.)
-        self.layers
-            .par_iter_mut()
-            .filter(|l| !l.frozen)
-            .for_each(|layer| {
-                adam_step(
-                    &mut layer.w,
-                    &layer.grad_w,
-                    &mut layer.m_w,
-                    &mut layer.v_w,
-                    rule,
-                );
-                adam_step(
-                    &mut layer.b,
-                    &layer.grad_b,
-                    &mut layer.m_b,
-                    &mut layer.v_b,
-                    rule,
-                );
-            });
+        // Each layer in two halves, one per thread: a step reads only its own parameter's
+        // values, so the split does not change the bytes. (A layer per thread left one
+        // thread with most of the weights: the first layers are the widest.)
+        for layer in self.layers.iter_mut().filter(|l| !l.frozen) {
+            let (first, second) = layer.adam_halves();
+            rayon::join(|| first.apply(rule), || second.apply(rule));
+        }
+    }
+}
+
+/// Parameters with their gradients and Adam moments, element for element.
+struct AdamSlice<'a> {
+    p: &'a mut [f32],
+    g: &'a [f32],
+    m: &'a mut [f32],
+    v: &'a mut [f32],
+}
+
+impl AdamSlice<'_> {
+    fn apply(self, rule: AdamStep) {
+        adam_step(self.p, self.g, self.m, self.v, rule);
+    }
+}
+
+/// Part of a layer's parameters: some of its weights, and perhaps its biases.
+struct AdamPart<'a> {
+    weights: AdamSlice<'a>,
+    bias: Option<AdamSlice<'a>>,
+}
+
+impl AdamPart<'_> {
+    fn apply(self, rule: AdamStep) {
+        self.weights.apply(rule);
+        if let Some(bias) = self.bias {
+            bias.apply(rule);
+        }
+    }
+}
+
+impl Dense {
+    /// The layer's parameters in two halves of its weights (the biases with the first): each
+    /// parameter's step reads only its own values, so the split does not change the bytes.
+    fn adam_halves(&mut self) -> (AdamPart<'_>, AdamPart<'_>) {
+        let mid = self.w.len() / 2;
+        let (p0, p1) = self.w.split_at_mut(mid);
+        let (g0, g1) = self.grad_w.split_at(mid);
+        let (m0, m1) = self.m_w.split_at_mut(mid);
+        let (v0, v1) = self.v_w.split_at_mut(mid);
+        (
+            AdamPart {
+                weights: AdamSlice {
+                    p: p0,
+                    g: g0,
+                    m: m0,
+                    v: v0,
+                },
+                bias: Some(AdamSlice {
+                    p: &mut self.b,
+                    g: &self.grad_b,
+                    m: &mut self.m_b,
+                    v: &mut self.v_b,
+                }),
+            },
+            AdamPart {
+                weights: AdamSlice {
+                    p: p1,
+                    g: g1,
+                    m: m1,
+                    v: v1,
+                },
+                bias: None,
+            },
+        )
     }
 }
 
@@ -452,23 +545,9 @@ fn flush(v: f32) -> f32 {
 /// its gradient with respect to the logits.
 pub fn bce_with_logits(logits: &[f32], targets: &[f32]) -> (f32, Vec<f32>) {
     let n = logits.len().max(1) as f32;
-    let mut loss = 0.0f64;
-    let grad = logits
-        .iter()
-        .zip(targets)
-        .map(|(&z, &y)| {
-            // One exponential serves both the loss and the sigmoid.
-            let e = exp_neg(z.abs());
-            loss += f64::from(z.max(0.0) - z * y + ln_1p_unit(e));
-            let s = if z >= 0.0 {
-                1.0 / (1.0 + e)
-            } else {
-                e / (1.0 + e)
-            };
-            flush((s - y) / n)
-        })
-        .collect();
-    ((loss / f64::from(n)) as f32, grad)
+    logistic_loss(logits, targets, |_, z, y, e, s| {
+        (z.max(0.0) - z * y + ln_1p_unit(e), flush((s - y) / n))
+    })
 }
 
 /// Binary cross-entropy with each label's positives weighted by `positive_weight[label]`
@@ -482,26 +561,87 @@ pub fn weighted_bce_with_logits(
 ) -> (f32, Vec<f32>) {
     let n = logits.len().max(1) as f32;
     let width = positive_weight.len().max(1);
-    let mut loss = 0.0f64;
-    let grad = logits
-        .iter()
-        .zip(targets)
-        .enumerate()
-        .map(|(i, (&z, &y))| {
-            let w = positive_weight.get(i % width).copied().unwrap_or(1.0);
+    logistic_loss(logits, targets, |i, z, y, e, s| {
+        let w = positive_weight.get(i % width).copied().unwrap_or(1.0);
+        // softplus(z) = ln(1 + e^z) = -ln(1 - s); softplus(z) - z = -ln s.
+        let softplus = z.max(0.0) + ln_1p_unit(e);
+        (
+            w * y * (softplus - z) + (1.0 - y) * softplus,
+            flush(((w * y + 1.0 - y) * s - w * y) / n),
+        )
+    })
+}
+
+/// The mean of `term`'s losses over every entry, and its gradients. `term(i, z, y, e, s)`
+/// gets entry `i`'s logit and target, `e = e^-|z|` and the sigmoid `s` of `z`, and returns
+/// the entry's loss and gradient. The per-entry work runs in the widest vector unit the
+/// CPU has (it was a tenth of a training step as scalar code calling libm's `roundf`); the
+/// losses are then summed in order in `f64`, so the bytes do not depend on the unit.
+fn logistic_loss(
+    logits: &[f32],
+    targets: &[f32],
+    term: impl Fn(usize, f32, f32, f32, f32) -> (f32, f32),
+) -> (f32, Vec<f32>) {
+    #[inline(always)]
+    fn terms(
+        logits: &[f32],
+        targets: &[f32],
+        term: impl Fn(usize, f32, f32, f32, f32) -> (f32, f32),
+    ) -> (Vec<f32>, Vec<f32>) {
+        let (mut losses, mut grads) = (vec![0.0f32; logits.len()], vec![0.0f32; logits.len()]);
+        for (i, (((&z, &y), loss), grad)) in logits
+            .iter()
+            .zip(targets)
+            .zip(losses.iter_mut())
+            .zip(grads.iter_mut())
+            .enumerate()
+        {
+            // One exponential serves both the loss and the sigmoid.
             let e = exp_neg(z.abs());
-            // softplus(z) = ln(1 + e^z) = -ln(1 - s); softplus(z) - z = -ln s.
-            let softplus = z.max(0.0) + ln_1p_unit(e);
-            loss += f64::from(w * y * (softplus - z) + (1.0 - y) * softplus);
             let s = if z >= 0.0 {
                 1.0 / (1.0 + e)
             } else {
                 e / (1.0 + e)
             };
-            flush(((w * y + 1.0 - y) * s - w * y) / n)
-        })
-        .collect();
-    ((loss / f64::from(n)) as f32, grad)
+            (*loss, *grad) = term(i, z, y, e, s);
+        }
+        (losses, grads)
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    fn terms_avx512(
+        logits: &[f32],
+        targets: &[f32],
+        term: impl Fn(usize, f32, f32, f32, f32) -> (f32, f32),
+    ) -> (Vec<f32>, Vec<f32>) {
+        terms(logits, targets, term)
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn terms_avx2(
+        logits: &[f32],
+        targets: &[f32],
+        term: impl Fn(usize, f32, f32, f32, f32) -> (f32, f32),
+    ) -> (Vec<f32>, Vec<f32>) {
+        terms(logits, targets, term)
+    }
+
+    let (losses, grads) = 'computed: {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU supports AVX-512F, checked just above.
+                break 'computed unsafe { terms_avx512(logits, targets, term) };
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU supports AVX2, checked just above.
+                break 'computed unsafe { terms_avx2(logits, targets, term) };
+            }
+        }
+        terms(logits, targets, term)
+    };
+    let total: f64 = losses.iter().map(|&l| f64::from(l)).sum();
+    ((total / logits.len().max(1) as f64) as f32, grads)
 }
 
 /// e^(-x) for x >= 0, to within 5e-7 relative: 2^-n e^-r by Cody-Waite reduction and a
@@ -561,9 +701,14 @@ mod tests {
     #[test]
     fn a_parallel_gemm_gives_the_bytes_of_a_sequential_one_whatever_the_threads() {
         let mut rng = ChaCha8Rng::seed_from_u64(9);
-        // The shapes of training at batch 256 (over `PARALLEL_GEMM_WORK`): forward, weight
-        // gradient (lhs transposed), input gradient.
+        // The shapes of training at batch 256 and batch 32 (all over `PARALLEL_GEMM_WORK`):
+        // forward, weight gradient (lhs transposed), input gradient.
         for &(m, k, n, t) in &[
+            (32, 518, 512, (false, false)),
+            (518, 32, 512, (true, false)),
+            (32, 512, 518, (false, true)),
+            (32, 256, 164, (false, false)),
+            (256, 32, 164, (true, false)),
             (256, 518, 512, (false, false)),
             (518, 256, 512, (true, false)),
             (256, 512, 518, (false, true)),
