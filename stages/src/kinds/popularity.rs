@@ -376,6 +376,7 @@ fn fit_set(
             design[j].values[rows[i]]
         })
     };
+    let started = std::time::Instant::now();
     let path = RidgePath::new(rows_of(&sets.train).view(), &train_y)?;
     let validation_x = rows_of(&sets.validation);
     let validation_y: Vec<f64> = sets.validation.iter().map(|&r| target[r]).collect();
@@ -397,6 +398,7 @@ fn fit_set(
     // Column views of the design: the trees and the ridge predictions read it in place.
     let columns: Vec<&[f64]> = design.iter().map(|f| f.values.as_slice()).collect();
     let ridge_predictions = ridge.predict_columns(&columns);
+    let ridge_seconds = started.elapsed().as_secs_f64();
 
     let tree_params = TreeParams {
         learning_rate: p.learning_rate,
@@ -413,6 +415,11 @@ fn fit_set(
         &tree_params,
     )?;
     let tree_predictions = booster.predict(&columns);
+    tracing::debug!(
+        "popularity {set}: ridge path and predictions in {ridge_seconds:.2}s, {} trees in {:.2}s",
+        booster.tree_count(),
+        started.elapsed().as_secs_f64() - ridge_seconds
+    );
     Ok(SetFit {
         predictions: [vec![mean; n], ridge_predictions, tree_predictions],
         alpha: ridge.alpha,
