@@ -191,17 +191,9 @@ fn models(config: &Path, tracks: usize) -> Result<()> {
     for stage in stages {
         let mut times = Vec::new();
         for _ in 0..3 {
-            let out = Command::new(&binary)
-                .args([
-                    "run", "-q", "--force", "--json", "--set", &scale, "--config",
-                ])
-                .arg(config)
-                .arg(stage)
-                .output()?;
-            if !out.status.success() {
-                bail!("`pipeline run --force {stage}` failed");
-            }
-            times.push(Duration::from_secs_f64(stage_seconds(&out.stdout, stage)?));
+            times.push(Duration::from_secs_f64(forced_run(
+                &binary, config, &scale, stage,
+            )?));
         }
         println!(
             "pipeline {stage}: median {:.2} s over 3 runs (read + compute + write)",
@@ -249,17 +241,7 @@ fn io_stages(config: &Path, tracks: usize, rounds: usize) -> Result<()> {
                 std::fs::remove_dir_all(&published)
                     .with_context(|| format!("remove {}", published.display()))?;
             }
-            let out = Command::new(&binary)
-                .args([
-                    "run", "-q", "--force", "--json", "--set", &scale, "--config",
-                ])
-                .arg(config)
-                .arg(stage)
-                .output()?;
-            if !out.status.success() {
-                bail!("`pipeline run --force {stage}` failed");
-            }
-            ours[i].push(stage_seconds(&out.stdout, stage)?);
+            ours[i].push(forced_run(&binary, config, &scale, stage)?);
             let peer = Command::new("python3")
                 .arg(script)
                 .arg(stage)
@@ -423,6 +405,19 @@ fn pca_compute(zscore: &Path) -> Result<()> {
 }
 
 /// The seconds `pipeline run --json` reports for `stage`.
+/// Forces `stage` at `--set SCALE` and returns its seconds from the run's JSON summary.
+fn forced_run(binary: &Path, config: &Path, scale: &str, stage: &str) -> Result<f64> {
+    let out = Command::new(binary)
+        .args(["run", "-q", "--force", "--json", "--set", scale, "--config"])
+        .arg(config)
+        .arg(stage)
+        .output()?;
+    if !out.status.success() {
+        bail!("`pipeline run --force {stage}` failed");
+    }
+    stage_seconds(&out.stdout, stage)
+}
+
 fn stage_seconds(json: &[u8], stage: &str) -> Result<f64> {
     let summary: serde_json::Value = serde_json::from_slice(json)?;
     summary["stages"]

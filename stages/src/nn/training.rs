@@ -111,7 +111,62 @@ pub fn train_with_loss(
     t: Training,
     loss_of: Loss<'_>,
 ) -> Result<Curves> {
-    in_pool(|| train_in_pool(net, io, data, rows, t, loss_of))
+    in_pool(|| {
+        let stage = io.stage;
+        let (x, xw, y, yw) = data;
+        let (train_rows, held_rows) = rows;
+        let mut rng = ChaCha8Rng::seed_from_u64(t.seed);
+        let adam = Adam::new(t.lr);
+        let mut curves = Vec::with_capacity(t.epochs);
+        let started = std::time::Instant::now();
+        let mut samples = 0usize;
+        for epoch in 0..t.epochs {
+            io.check_cancelled()?;
+            let epoch_started = std::time::Instant::now();
+            let mut order = train_rows.to_vec();
+            order.shuffle(&mut rng);
+            let mut total = 0.0f64;
+            let mut done = 0usize;
+            let mut reported = 0usize;
+            for chunk in order.chunks(t.batch) {
+                let out = net.forward(&gather(x, xw, chunk), chunk.len(), Some(&mut rng));
+                let (loss, grad) = loss_of(&out, &gather(y, yw, chunk));
+                net.backward(&grad, chunk.len());
+                net.update(adam);
+                total += f64::from(loss) * chunk.len() as f64;
+                samples += chunk.len();
+                done += chunk.len();
+                // About a hundred reports an epoch, whatever the batch size.
+                let percent = done * 100 / order.len().max(1);
+                if percent != reported {
+                    reported = percent;
+                    io.report(
+                        &format!(
+                            "epoch {}/{} loss {:.5}",
+                            epoch + 1,
+                            t.epochs,
+                            total / done as f64
+                        ),
+                        (epoch as f64 + done as f64 / order.len().max(1) as f64) / t.epochs as f64,
+                    );
+                }
+            }
+            let train_loss = (total / order.len().max(1) as f64) as f32;
+            let held_loss = evaluate_loss(net, x, xw, y, yw, held_rows, t.batch, loss_of);
+            tracing::info!(
+                "{stage}: epoch {}/{}: loss {train_loss:.5}, held-out loss {held_loss:.5} ({:.2}s, {} rows)",
+                epoch + 1,
+                t.epochs,
+                epoch_started.elapsed().as_secs_f64(),
+                order.len()
+            );
+            curves.push((train_loss, held_loss));
+        }
+        // Logged, not stored: a timing would make otherwise identical results differ.
+        let throughput = samples as f64 / started.elapsed().as_secs_f64().max(1e-9);
+        tracing::info!("{stage}: trained at {throughput:.0} samples/s");
+        Ok(curves)
+    })
 }
 
 /// Runs `work` on a thread of rayon's pool. A network's joins then go straight to the pool's
@@ -119,70 +174,6 @@ pub fn train_with_loss(
 /// autoencoder's training step.
 fn in_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
     rayon::scope(|_| work())
-}
-
-fn train_in_pool(
-    net: &mut Mlp,
-    io: &StageIo<'_>,
-    data: (&[f32], usize, &[f32], usize),
-    rows: (&[usize], &[usize]),
-    t: Training,
-    loss_of: Loss<'_>,
-) -> Result<Curves> {
-    let stage = io.stage;
-    let (x, xw, y, yw) = data;
-    let (train_rows, held_rows) = rows;
-    let mut rng = ChaCha8Rng::seed_from_u64(t.seed);
-    let adam = Adam::new(t.lr);
-    let mut curves = Vec::with_capacity(t.epochs);
-    let started = std::time::Instant::now();
-    let mut samples = 0usize;
-    for epoch in 0..t.epochs {
-        io.check_cancelled()?;
-        let epoch_started = std::time::Instant::now();
-        let mut order = train_rows.to_vec();
-        order.shuffle(&mut rng);
-        let mut total = 0.0f64;
-        let mut done = 0usize;
-        let mut reported = 0usize;
-        for chunk in order.chunks(t.batch) {
-            let out = net.forward(&gather(x, xw, chunk), chunk.len(), Some(&mut rng));
-            let (loss, grad) = loss_of(&out, &gather(y, yw, chunk));
-            net.backward(&grad, chunk.len());
-            net.update(adam);
-            total += f64::from(loss) * chunk.len() as f64;
-            samples += chunk.len();
-            done += chunk.len();
-            // About a hundred reports an epoch, whatever the batch size.
-            let percent = done * 100 / order.len().max(1);
-            if percent != reported {
-                reported = percent;
-                io.report(
-                    &format!(
-                        "epoch {}/{} loss {:.5}",
-                        epoch + 1,
-                        t.epochs,
-                        total / done as f64
-                    ),
-                    (epoch as f64 + done as f64 / order.len().max(1) as f64) / t.epochs as f64,
-                );
-            }
-        }
-        let train_loss = (total / order.len().max(1) as f64) as f32;
-        let held_loss = evaluate_loss(net, x, xw, y, yw, held_rows, t.batch, loss_of);
-        tracing::info!(
-            "{stage}: epoch {}/{}: loss {train_loss:.5}, held-out loss {held_loss:.5} ({:.2}s, {} rows)",
-            epoch + 1,
-            t.epochs,
-            epoch_started.elapsed().as_secs_f64(),
-            order.len()
-        );
-        curves.push((train_loss, held_loss));
-    }
-    // Logged, not stored: a timing would make otherwise identical results differ.
-    let throughput = samples as f64 / started.elapsed().as_secs_f64().max(1e-9);
-    tracing::info!("{stage}: trained at {throughput:.0} samples/s");
-    Ok(curves)
 }
 
 /// Sigmoid outputs of `net` for `rows`.
