@@ -274,16 +274,17 @@ impl Mlp {
         let mut masks = std::mem::take(&mut self.masks);
         let mut a = x.to_vec();
         let first_product = || self.layers.first().map(|layer| layer.affine(&a, rows));
-        // While training, the dropout masks are drawn on one thread while the first layer's
-        // product runs on the other; they take the stream layer by layer, as they always have.
-        let mut first = if rng.is_some() {
+        // While training with dropout, the masks are drawn on one thread while the first
+        // layer's product runs on the other; they take the stream layer by layer, as they
+        // always have.
+        let mut first = if rng.is_some() && self.layers.iter().any(|l| l.dropout > 0.0) {
             rayon::join(
                 || draw_masks(&mut masks, &self.layers, rows, rng),
                 first_product,
             )
             .1
         } else {
-            draw_masks(&mut masks, &self.layers, rows, None);
+            draw_masks(&mut masks, &self.layers, rows, rng);
             first_product()
         };
         for (l, layer) in self.layers.iter().enumerate() {
@@ -402,79 +403,35 @@ impl Mlp {
             eps: adam.eps,
             lr: adam.lr * (1.0 - adam.beta2.powi(t)).sqrt() / (1.0 - adam.beta1.powi(t)),
         };
-        // Each layer in two halves, one per thread: a step reads only its own parameter's
-        // values, so the split does not change the bytes. (A layer per thread left one
-        // thread with most of the weights: the first layers are the widest.)
+        // Each layer's weights in two halves, one per thread, the biases with the first: a
+        // step reads only its own parameter's values, so the split does not change the bytes.
+        // (A layer per thread left one thread with most of the weights: the first layers are
+        // the widest.)
         for layer in self.layers.iter_mut().filter(|l| !l.frozen) {
-            let (first, second) = layer.adam_halves();
-            rayon::join(|| first.apply(rule), || second.apply(rule));
-        }
-    }
-}
-
-/// Parameters with their gradients and Adam moments, element for element.
-struct AdamSlice<'a> {
-    p: &'a mut [f32],
-    g: &'a [f32],
-    m: &'a mut [f32],
-    v: &'a mut [f32],
-}
-
-impl AdamSlice<'_> {
-    fn apply(self, rule: AdamStep) {
-        adam_step(self.p, self.g, self.m, self.v, rule);
-    }
-}
-
-/// Part of a layer's parameters: some of its weights, and perhaps its biases.
-struct AdamPart<'a> {
-    weights: AdamSlice<'a>,
-    bias: Option<AdamSlice<'a>>,
-}
-
-impl AdamPart<'_> {
-    fn apply(self, rule: AdamStep) {
-        self.weights.apply(rule);
-        if let Some(bias) = self.bias {
-            bias.apply(rule);
-        }
-    }
-}
-
-impl Dense {
-    /// The layer's parameters in two halves of its weights (the biases with the first): each
-    /// parameter's step reads only its own values, so the split does not change the bytes.
-    fn adam_halves(&mut self) -> (AdamPart<'_>, AdamPart<'_>) {
-        let mid = self.w.len() / 2;
-        let (p0, p1) = self.w.split_at_mut(mid);
-        let (g0, g1) = self.grad_w.split_at(mid);
-        let (m0, m1) = self.m_w.split_at_mut(mid);
-        let (v0, v1) = self.v_w.split_at_mut(mid);
-        (
-            AdamPart {
-                weights: AdamSlice {
-                    p: p0,
-                    g: g0,
-                    m: m0,
-                    v: v0,
+            let Dense {
+                w,
+                b,
+                grad_w,
+                grad_b,
+                m_w,
+                v_w,
+                m_b,
+                v_b,
+                ..
+            } = layer;
+            let mid = w.len() / 2;
+            let (w0, w1) = w.split_at_mut(mid);
+            let (g0, g1) = grad_w.split_at(mid);
+            let (m0, m1) = m_w.split_at_mut(mid);
+            let (v0, v1) = v_w.split_at_mut(mid);
+            rayon::join(
+                || {
+                    adam_step(w0, g0, m0, v0, rule);
+                    adam_step(b, grad_b, m_b, v_b, rule);
                 },
-                bias: Some(AdamSlice {
-                    p: &mut self.b,
-                    g: &self.grad_b,
-                    m: &mut self.m_b,
-                    v: &mut self.v_b,
-                }),
-            },
-            AdamPart {
-                weights: AdamSlice {
-                    p: p1,
-                    g: g1,
-                    m: m1,
-                    v: v1,
-                },
-                bias: None,
-            },
-        )
+                || adam_step(w1, g1, m1, v1, rule),
+            );
+        }
     }
 }
 
