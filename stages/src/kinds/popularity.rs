@@ -27,7 +27,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, Float64Array, Int64Array, StringArray};
-use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
@@ -188,11 +187,20 @@ impl Stage for Popularity {
             .collect();
         let (metadata_columns, engagement_columns) =
             encode_metadata(params, &metadata, &ids, &sets.train);
-        let designs = [
-            audio_columns.clone(),
-            [audio_columns.clone(), metadata_columns.clone()].concat(),
-            [audio_columns, metadata_columns, engagement_columns].concat(),
-        ];
+        // The three sets share their columns: each lists references, not copies (a copy of
+        // the audio columns is 440 MB at full scale).
+        let audio_only: Vec<&Feature> = audio_columns.iter().collect();
+        let with_metadata: Vec<&Feature> = audio_only
+            .iter()
+            .copied()
+            .chain(&metadata_columns)
+            .collect();
+        let with_engagement: Vec<&Feature> = with_metadata
+            .iter()
+            .copied()
+            .chain(&engagement_columns)
+            .collect();
+        let designs = [audio_only, with_metadata, with_engagement];
 
         let mut fits = Vec::new();
         for (set, design) in FEATURE_SETS.iter().zip(&designs) {
@@ -363,7 +371,7 @@ struct SetFit {
 fn fit_set(
     p: &PopularityParams,
     set: &str,
-    design: &[Feature],
+    design: &[&Feature],
     target: &[f64],
     sets: &RowSets,
 ) -> Result<SetFit> {
@@ -371,19 +379,15 @@ fn fit_set(
     let train_y: Vec<f64> = sets.train.iter().map(|&r| target[r]).collect();
     let mean = train_y.iter().sum::<f64>() / train_y.len() as f64;
 
-    let rows_of = |rows: &[usize]| {
-        Array2::from_shape_fn((rows.len(), design.len()), |(i, j)| {
-            design[j].values[rows[i]]
-        })
-    };
+    // Column views of the design: the ridge and the trees read it in place.
+    let columns: Vec<&[f64]> = design.iter().map(|f| f.values.as_slice()).collect();
     let started = std::time::Instant::now();
-    let path = RidgePath::new(rows_of(&sets.train).view(), &train_y)?;
-    let validation_x = rows_of(&sets.validation);
+    let path = RidgePath::new(&columns, &sets.train, &train_y)?;
     let validation_y: Vec<f64> = sets.validation.iter().map(|&r| target[r]).collect();
     let mut best: Option<(f64, crate::math::ridge::Ridge)> = None;
     for &alpha in &p.alphas {
         let fit = path.at(alpha);
-        let r2 = r_squared(&fit.predict(validation_x.view()), &validation_y);
+        let r2 = r_squared(&fit.predict_rows(&columns, &sets.validation), &validation_y);
         tracing::debug!("popularity {set}: ridge alpha {alpha}: validation R² {r2:.4}");
         if best.as_ref().is_none_or(|(b, _)| r2 > *b) {
             best = Some((r2, fit));
@@ -395,8 +399,6 @@ fn fit_set(
             message: "no penalty to try".into(),
         });
     };
-    // Column views of the design: the trees and the ridge predictions read it in place.
-    let columns: Vec<&[f64]> = design.iter().map(|f| f.values.as_slice()).collect();
     let ridge_predictions = ridge.predict_columns(&columns);
     let ridge_seconds = started.elapsed().as_secs_f64();
 
@@ -491,7 +493,7 @@ fn write_outputs(
     listens: &[f64],
     target: &[f64],
     sets: &RowSets,
-    designs: &[Vec<Feature>],
+    designs: &[Vec<&Feature>],
     fits: &[SetFit],
 ) -> Result<()> {
     let mut set_of = vec![""; ids.len()];

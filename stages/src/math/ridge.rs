@@ -7,7 +7,8 @@
 //! the thread count.
 
 use faer::MatRef;
-use ndarray::{Array1, Array2, ArrayView2};
+use ndarray::parallel::prelude::*;
+use ndarray::{Array1, Array2};
 
 use crate::error::{Error, Result};
 use crate::math::linalg::{gram_of, symmetric_eigen};
@@ -28,25 +29,6 @@ pub struct Ridge {
 }
 
 impl Ridge {
-    /// Predictions for the rows of `x`.
-    pub fn predict(&self, x: ArrayView2<'_, f64>) -> Vec<f64> {
-        x.rows()
-            .into_iter()
-            .map(|row| {
-                // The same order of sums as `predict_columns`, so both give the same bits.
-                row.iter()
-                    .zip(&self.mean)
-                    .zip(&self.scale)
-                    .zip(&self.coef)
-                    .fold(self.intercept, |acc, (((v, m), s), w)| {
-                        acc + (v - m) / s * w
-                    })
-            })
-            .collect()
-    }
-}
-
-impl Ridge {
     /// Predictions for rows given as columns (`columns[j][i]` is feature j of row i).
     pub fn predict_columns(&self, columns: &[&[f64]]) -> Vec<f64> {
         let rows = columns.first().map_or(0, |c| c.len());
@@ -59,6 +41,22 @@ impl Ridge {
         {
             for (o, v) in out.iter_mut().zip(column.iter()) {
                 *o += (v - m) / s * w;
+            }
+        }
+        out
+    }
+
+    /// Predictions for the listed rows of `columns`, with the same sums as `predict_columns`.
+    pub fn predict_rows(&self, columns: &[&[f64]], rows: &[usize]) -> Vec<f64> {
+        let mut out = vec![self.intercept; rows.len()];
+        for (((column, m), s), w) in columns
+            .iter()
+            .zip(&self.mean)
+            .zip(&self.scale)
+            .zip(&self.coef)
+        {
+            for (o, &r) in out.iter_mut().zip(rows) {
+                *o += (column[r] - m) / s * w;
             }
         }
         out
@@ -77,48 +75,58 @@ pub struct RidgePath {
 }
 
 impl RidgePath {
-    /// Prepares fits of `y` on the training rows `x`.
-    pub fn new(x: ArrayView2<'_, f64>, y: &[f64]) -> Result<Self> {
-        let (n, d) = x.dim();
-        if n != y.len() || n < 2 {
+    /// Prepares fits of `y` (one value per listed row) on the `rows` of `columns`
+    /// (`columns[j][i]` is feature j of row i; every column as long as the longest row).
+    pub fn new(columns: &[&[f64]], rows: &[usize], y: &[f64]) -> Result<Self> {
+        let (n, d) = (rows.len(), columns.len());
+        let shortest = columns.iter().map(|c| c.len()).min().unwrap_or(0);
+        let rows_fit = rows.iter().all(|&r| r < shortest);
+        if n != y.len() || n < 2 || !rows_fit {
             return Err(Error::Numerical {
                 what: "ridge regression",
                 message: format!(
-                    "{n} rows of features for {} targets (need at least 2)",
+                    "{n} rows of features for {} targets (need at least 2, each within every column)",
                     y.len()
                 ),
             });
         }
-        let mut mean = vec![0.0; d];
-        for row in x.rows() {
-            for (m, v) in mean.iter_mut().zip(row) {
-                *m += v;
-            }
-        }
-        mean.iter_mut().for_each(|m| *m /= n as f64);
-        let mut scale = vec![0.0; d];
-        for row in x.rows() {
-            for ((s, v), m) in scale.iter_mut().zip(row).zip(&mean) {
-                *s += (v - m) * (v - m);
-            }
-        }
-        // A constant column standardises to zeros, which the penalty keeps at weight 0.
-        for s in &mut scale {
-            *s = (*s / n as f64).sqrt();
-            if !s.is_finite() || *s < 1e-12 {
-                *s = 1.0;
-            }
-        }
-        let constant: Vec<bool> = (0..d)
-            .map(|j| x.column(j).iter().all(|v| *v == x[(0, j)]))
+        let mean: Vec<f64> = columns
+            .iter()
+            .map(|column| rows.iter().fold(0.0, |acc, &r| acc + column[r]) / n as f64)
             .collect();
-        let z = Array2::from_shape_fn((n, d), |(i, j)| {
-            if constant[j] {
-                0.0
-            } else {
-                (x[(i, j)] - mean[j]) / scale[j]
-            }
-        });
+        // A constant column standardises to zeros, which the penalty keeps at weight 0.
+        let scale: Vec<f64> = columns
+            .iter()
+            .zip(&mean)
+            .map(|(column, m)| {
+                let squares = rows
+                    .iter()
+                    .fold(0.0, |acc, &r| acc + (column[r] - m) * (column[r] - m));
+                let s = (squares / n as f64).sqrt();
+                if !s.is_finite() || s < 1e-12 {
+                    1.0
+                } else {
+                    s
+                }
+            })
+            .collect();
+        let constant: Vec<bool> = columns
+            .iter()
+            .map(|column| rows.iter().all(|&r| column[r] == column[rows[0]]))
+            .collect();
+        // Row-major, built once, row by row on the pool's threads (each entry on its own, so
+        // the thread count does not change it).
+        let mut z = Array2::<f64>::zeros((n, d));
+        z.axis_iter_mut(ndarray::Axis(0))
+            .into_par_iter()
+            .zip(rows)
+            .for_each(|(mut out, &r)| {
+                for (j, o) in out.iter_mut().enumerate() {
+                    if !constant[j] {
+                        *o = (columns[j][r] - mean[j]) / scale[j];
+                    }
+                }
+            });
         if z.iter().any(|v| !v.is_finite()) {
             return Err(Error::Numerical {
                 what: "ridge regression",
@@ -180,51 +188,94 @@ mod tests {
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
+    fn views(columns: &[Vec<f64>]) -> Vec<&[f64]> {
+        columns.iter().map(Vec::as_slice).collect()
+    }
+
     #[test]
     fn a_planted_linear_signal_is_recovered() {
         let mut rng = ChaCha8Rng::seed_from_u64(5);
-        let (n, d) = (400, 6);
-        let x = Array2::from_shape_fn((n, d), |(_, j)| rng.random::<f64>() * (j + 1) as f64 + 3.0);
+        let n = 400;
         // y = 2 x0 - 0.5 x3 + 7, plus a constant column that must get weight 0.
-        let mut x = x;
-        x.column_mut(5).fill(4.0);
-        let y: Vec<f64> = x
-            .rows()
-            .into_iter()
-            .map(|r| 2.0 * r[0] - 0.5 * r[3] + 7.0)
+        let mut columns: Vec<Vec<f64>> = (0..6)
+            .map(|j| {
+                (0..n)
+                    .map(|_| rng.random::<f64>() * (j + 1) as f64 + 3.0)
+                    .collect()
+            })
             .collect();
-        let fit = RidgePath::new(x.view(), &y)
+        columns[5].fill(4.0);
+        let y: Vec<f64> = (0..n)
+            .map(|i| 2.0 * columns[0][i] - 0.5 * columns[3][i] + 7.0)
+            .collect();
+        let all: Vec<usize> = (0..n).collect();
+        let fit = RidgePath::new(&views(&columns), &all, &y)
             .unwrap_or_else(|e| panic!("{e}"))
             .at(1e-9);
-        let predicted = fit.predict(x.view());
+        let predicted = fit.predict_columns(&views(&columns));
         for (p, t) in predicted.iter().zip(&y) {
             assert!((p - t).abs() < 1e-6, "{p} vs {t}");
         }
-        let columns: Vec<Vec<f64>> = (0..d).map(|j| x.column(j).to_vec()).collect();
-        let views: Vec<&[f64]> = columns.iter().map(Vec::as_slice).collect();
-        assert_eq!(fit.predict_columns(&views), predicted);
         assert_eq!(fit.coef[5], 0.0);
+        let odd: Vec<usize> = (1..n).step_by(2).collect();
+        let odd_predicted: Vec<f64> = odd.iter().map(|&r| predicted[r]).collect();
+        assert_eq!(fit.predict_rows(&views(&columns), &odd), odd_predicted);
         // A large penalty shrinks towards the mean.
-        let flat = RidgePath::new(x.view(), &y)
+        let flat = RidgePath::new(&views(&columns), &all, &y)
             .unwrap_or_else(|e| panic!("{e}"))
             .at(1e12);
         assert!(flat.coef.iter().all(|w| w.abs() < 1e-6));
     }
 
     #[test]
+    fn fitting_listed_rows_is_fitting_those_rows_alone() {
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let columns: Vec<Vec<f64>> = (0..4)
+            .map(|_| (0..300).map(|_| rng.random::<f64>()).collect())
+            .collect();
+        let y: Vec<f64> = (0..300)
+            .map(|i| columns[1][i] + rng.random::<f64>())
+            .collect();
+        let rows: Vec<usize> = (0..300).filter(|i| i % 3 != 0).collect();
+        let listed_y: Vec<f64> = rows.iter().map(|&r| y[r]).collect();
+        let gathered: Vec<Vec<f64>> = columns
+            .iter()
+            .map(|c| rows.iter().map(|&r| c[r]).collect())
+            .collect();
+        let every: Vec<usize> = (0..rows.len()).collect();
+        let listed = RidgePath::new(&views(&columns), &rows, &listed_y)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .at(0.5);
+        let alone = RidgePath::new(&views(&gathered), &every, &listed_y)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .at(0.5);
+        assert_eq!(listed, alone);
+    }
+
+    #[test]
+    fn a_row_past_the_columns_is_an_error() {
+        let columns = [vec![1.0, 2.0, 3.0], vec![0.0, 1.0]];
+        let err = RidgePath::new(&views(&columns), &[0, 2], &[1.0, 2.0])
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("ridge regression failed: 2 rows of features for 2 targets (need at least 2, each within every column)")
+        );
+    }
+
+    #[test]
     fn matches_the_normal_equations() {
         // Two standardised columns: w = (Z^T Z + α I)^-1 Z^T y, solved by hand.
-        let x = ndarray::array![[1.0, 0.0], [2.0, 1.0], [3.0, 0.0], [4.0, 1.0]];
+        let columns = [vec![1.0, 2.0, 3.0, 4.0], vec![0.0, 1.0, 0.0, 1.0]];
         let y = [1.0, 3.0, 2.0, 5.0];
-        let fit = RidgePath::new(x.view(), &y)
+        let fit = RidgePath::new(&views(&columns), &[0, 1, 2, 3], &y)
             .unwrap_or_else(|e| panic!("{e}"))
             .at(2.0);
         // Z columns: (x0 - 2.5) / sqrt(1.25), (x1 - 0.5) / 0.5.
         let s0 = 1.25f64.sqrt();
-        let z: Vec<[f64; 2]> = x
-            .rows()
-            .into_iter()
-            .map(|r| [(r[0] - 2.5) / s0, (r[1] - 0.5) / 0.5])
+        let z: Vec<[f64; 2]> = (0..4)
+            .map(|i| [(columns[0][i] - 2.5) / s0, (columns[1][i] - 0.5) / 0.5])
             .collect();
         let (mut a, mut b) = ([[0.0; 2]; 2], [0.0; 2]);
         for (zi, yi) in z.iter().zip(&y) {
