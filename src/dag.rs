@@ -124,6 +124,11 @@ impl Dag {
         &self.upstream[index]
     }
 
+    /// The stages that read from `index`.
+    pub fn downstream(&self, index: usize) -> &[usize] {
+        &self.downstream[index]
+    }
+
     /// `targets` plus every stage they depend on, transitively.
     pub fn with_ancestors(&self, targets: &[usize]) -> BTreeSet<usize> {
         self.closure(targets, &self.upstream)

@@ -6,7 +6,9 @@
 //! stage stops its dependents; unrelated stages still finish.
 //!
 //! [`Scheduler`] walks the graph; each evaluated stage goes to one function per action
-//! (`up_to_date`, `restore`, `record_external`, `compute`), and every stage ends in
+//! (`up_to_date`, `restore`, `record_external`, `compute`). A stage that must compute waits
+//! as ready until a pass settles nothing else; then the ready stages start, longest chain
+//! first, each with its share of the threads (`executor/scheduling.rs`). Every stage ends in
 //! [`Scheduler::settle`], the one place that records an outcome. A cached result whose objects
 //! fail verification is quarantined and dropped before the stage runs, so it is recomputed (or
 //! re-fetched from the remote cache) as if it had never been cached.
@@ -24,6 +26,7 @@ use crate::cache::ObjectState;
 use crate::config::{InputRef, StageConfig};
 use crate::executor::job_spec::{JobExchange, JobInput, JobSpec, Task, SPEC_FORMAT};
 use crate::executor::local::{self, Finished};
+use crate::executor::scheduling;
 use crate::executor::slurm::{self, JobEnd, SlurmJobs};
 use crate::executor::{Exchange, ExecutorKind};
 use crate::lockfile::LockEntry;
@@ -236,6 +239,8 @@ pub struct RunOptions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Pending,
+    /// Must compute; waits for a slot.
+    Ready,
     Running,
     Done(Outcome),
 }
@@ -279,6 +284,12 @@ struct Scheduler<'a> {
     states: BTreeMap<usize, State>,
     done: BTreeMap<usize, Evaluation>,
     running: BTreeMap<usize, (Evaluation, Instant)>,
+    /// Stages that must compute, with their evaluation, waiting for a slot.
+    ready: BTreeMap<usize, Evaluation>,
+    /// Threads granted to each stage computing locally.
+    threads: BTreeMap<usize, usize>,
+    /// Each stage's estimated seconds to the end of the pipeline, by stage index.
+    chain: Vec<f64>,
     outcomes: BTreeMap<usize, StageOutcome>,
     lock_updates: Vec<(String, LockEntry)>,
     tx: mpsc::Sender<Finished>,
@@ -309,6 +320,21 @@ impl<'a> Scheduler<'a> {
             let logs = project.cache.logs_dir().join("slurm");
             SlurmJobs::new(&project.config.executor, &logs)
         });
+        let estimates: Vec<f64> = project
+            .config
+            .stages
+            .iter()
+            .map(|stage| {
+                project
+                    .lockfile
+                    .stages
+                    .get(stage.id.as_str())
+                    .and_then(|e| e.seconds)
+                    .unwrap_or(stage.resources.time_seconds as f64)
+            })
+            .collect();
+        let dag = &project.config.dag;
+        let chain = scheduling::critical_paths(dag.order(), |i| dag.downstream(i), &estimates);
         Self {
             project,
             options,
@@ -317,6 +343,9 @@ impl<'a> Scheduler<'a> {
             states,
             done: BTreeMap::new(),
             running: BTreeMap::new(),
+            ready: BTreeMap::new(),
+            threads: BTreeMap::new(),
+            chain,
             outcomes: BTreeMap::new(),
             lock_updates: Vec::new(),
             tx,
@@ -338,7 +367,7 @@ impl<'a> Scheduler<'a> {
                     progressed = true;
                 }
             }
-            if progressed {
+            if progressed || self.launch() {
                 continue;
             }
             if self.running.is_empty() {
@@ -812,29 +841,61 @@ impl<'a> Scheduler<'a> {
             self.skip(index, StageError::NotCached);
             return Step::Progressed;
         }
-        if self.running.len() >= self.options.jobs.max(1) {
-            return Step::Waiting;
-        }
-        let started_job = if self.slurm.is_some() {
-            self.submit(index, &evaluation)
-        } else {
-            local::start(
-                self.project,
-                index,
-                &evaluation,
-                &self.done,
-                (&self.options.cancel, self.options.observer.clone()),
-                self.tx.clone(),
-            )
-        };
-        match started_job {
-            Ok(()) => {
-                self.running.insert(index, (evaluation, started));
-                self.states.insert(index, State::Running);
-            }
-            Err(error) => self.fail(index, Some(started), error),
-        }
+        self.ready.insert(index, evaluation);
+        self.states.insert(index, State::Ready);
         Step::Progressed
+    }
+
+    /// Starts as many ready stages as there are free slots, longest chain first, each local
+    /// one on its share of the threads left by those running. Whether anything started or
+    /// ended.
+    fn launch(&mut self) -> bool {
+        if self.ready.is_empty() {
+            return false;
+        }
+        if self.options.cancel.load(Ordering::Relaxed) {
+            for index in std::mem::take(&mut self.ready).into_keys() {
+                self.skip(index, StageError::Interrupted);
+            }
+            return true;
+        }
+        let slots = self.options.jobs.max(1).saturating_sub(self.running.len());
+        let ready: Vec<usize> = self.ready.keys().copied().collect();
+        let position = |index: usize| self.order.iter().position(|&i| i == index);
+        let picked = scheduling::pick(&ready, slots, &self.chain, |i| {
+            position(i).unwrap_or(usize::MAX)
+        });
+        let free = rayon::current_num_threads().saturating_sub(self.threads.values().sum());
+        let shares = scheduling::shares(free, picked.len());
+        for (index, threads) in picked.iter().copied().zip(shares) {
+            let Some(evaluation) = self.ready.remove(&index) else {
+                continue;
+            };
+            let started = Instant::now();
+            let started_job = if self.slurm.is_some() {
+                self.submit(index, &evaluation)
+            } else {
+                local::start(
+                    self.project,
+                    index,
+                    (&evaluation, threads),
+                    &self.done,
+                    (&self.options.cancel, self.options.observer.clone()),
+                    self.tx.clone(),
+                )
+                .map(|()| {
+                    self.threads.insert(index, threads);
+                })
+            };
+            match started_job {
+                Ok(()) => {
+                    self.running.insert(index, (evaluation, started));
+                    self.states.insert(index, State::Running);
+                }
+                Err(error) => self.fail(index, Some(started), error),
+            }
+        }
+        !picked.is_empty()
     }
 
     /// Records a computed result, first uploading it when `push` and the remote wants it.
@@ -859,6 +920,7 @@ impl<'a> Scheduler<'a> {
 
     fn on_finished(&mut self, finished: Finished) {
         let index = finished.index;
+        self.threads.remove(&index);
         let Some((evaluation, started)) = self.running.remove(&index) else {
             return;
         };

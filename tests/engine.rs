@@ -255,6 +255,92 @@ sleep_ms = 400
     );
 }
 
+fn threads_of(journal: &Journal) -> Vec<(String, usize)> {
+    let mut threads = journal.threads.lock().unwrap().clone();
+    threads.sort();
+    threads
+}
+
+#[test]
+fn stages_running_together_share_the_threads_and_one_alone_gets_them_all() {
+    let config = r#"
+[stages.left]
+kind = "text"
+sleep_ms = 300
+
+[stages.right]
+kind = "text"
+sleep_ms = 300
+
+[stages.last]
+kind = "text"
+inputs = ["left:out", "right:out"]
+"#;
+    let p = Project::new(config);
+    let journal = Arc::new(Journal::default());
+    assert!(run_all(p.path(), &registry("v1", &journal), 2).ok);
+    let all = rayon::current_num_threads();
+    let (first, second) = (all.div_ceil(2), (all / 2).max(1));
+    let threads = threads_of(&journal);
+    assert_eq!(threads[0], ("last".to_owned(), all));
+    let mut pair = vec![threads[1].1, threads[2].1];
+    pair.sort_unstable();
+    assert_eq!(pair, vec![second, first], "{threads:?}");
+}
+
+#[test]
+fn ready_stages_start_longest_chain_first() {
+    // `short` is declared first, but `head` has two stages below it: with one slot, the
+    // first run (no timings yet) starts `head`, then `middle`, whose chain is still the longer.
+    let config = r#"
+[stages.short]
+kind = "text"
+
+[stages.head]
+kind = "text"
+
+[stages.middle]
+kind = "text"
+inputs = ["head:out"]
+
+[stages.tail]
+kind = "text"
+inputs = ["middle:out"]
+"#;
+    let p = Project::new(config);
+    let journal = Arc::new(Journal::default());
+    assert!(run_all(p.path(), &registry("v1", &journal), 1).ok);
+    assert_eq!(journal.ran(), ["head", "middle", "short", "tail"]);
+}
+
+#[test]
+fn the_last_run_s_timings_decide_which_ready_stage_starts_first() {
+    let config = |noise: u32| {
+        format!(
+            r#"
+[stages.quick]
+kind = "text"
+noise = {noise}
+
+[stages.slow]
+kind = "text"
+sleep_ms = 300
+noise = {noise}
+"#
+        )
+    };
+    let p = Project::new(&config(0));
+    let journal = Arc::new(Journal::default());
+    let reg = registry("v1", &journal);
+    assert!(run_all(p.path(), &reg, 1).ok);
+    // Unknown lengths tie: declaration order.
+    assert_eq!(journal.ran(), ["quick", "slow"]);
+    journal.clear();
+    p.write("pipeline.toml", config(1));
+    assert!(run_all(p.path(), &reg, 1).ok);
+    assert_eq!(journal.ran(), ["slow", "quick"]);
+}
+
 #[test]
 fn a_failing_stage_stops_its_dependents_and_publishes_nothing() {
     let p = Project::new(CHAIN);

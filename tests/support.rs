@@ -69,6 +69,8 @@ pub struct Journal {
     pub runs: Mutex<Vec<String>>,
     pub spans: Mutex<Vec<(String, Instant, Instant)>>,
     pub count: AtomicUsize,
+    /// Each run's stage and the threads of the pool it ran on.
+    pub threads: Mutex<Vec<(String, usize)>>,
 }
 
 impl Journal {
@@ -131,6 +133,11 @@ impl StageKind for TextKind {
         let start = Instant::now();
         self.journal.count.fetch_add(1, Ordering::SeqCst);
         self.journal.runs.lock().unwrap().push(io.stage.to_owned());
+        self.journal
+            .threads
+            .lock()
+            .unwrap()
+            .push((io.stage.to_owned(), rayon::current_num_threads()));
         let sleep = params["sleep_ms"].as_u64().unwrap_or(0);
         std::thread::sleep(Duration::from_millis(sleep));
         if params["fail"].as_bool().unwrap_or(false) {

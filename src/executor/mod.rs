@@ -6,6 +6,7 @@
 pub mod job_spec;
 pub(crate) mod local;
 pub mod resources;
+pub(crate) mod scheduling;
 pub mod settings;
 pub mod slurm;
 pub mod worker;
