@@ -25,9 +25,10 @@ use serde::Serialize;
 use crate::cache::ObjectState;
 use crate::config::{InputRef, StageConfig};
 use crate::executor::job_spec::{JobExchange, JobInput, JobSpec, Task, SPEC_FORMAT};
-use crate::executor::local::{self, Finished};
+use crate::executor::local::{self, Finished, Threads};
 use crate::executor::scheduling;
 use crate::executor::slurm::{self, JobEnd, SlurmJobs};
+use crate::executor::thread_gate::ThreadGate;
 use crate::executor::{Exchange, ExecutorKind};
 use crate::lockfile::LockEntry;
 use crate::manifest::{Manifest, OutputRecord};
@@ -286,8 +287,8 @@ struct Scheduler<'a> {
     running: BTreeMap<usize, (Evaluation, Instant)>,
     /// Stages that must compute, with their evaluation, waiting for a slot.
     ready: BTreeMap<usize, Evaluation>,
-    /// Threads granted to each stage computing locally.
-    threads: BTreeMap<usize, usize>,
+    /// Threads granted to each stage computing locally, and the gate that grants it more.
+    threads: BTreeMap<usize, (usize, Arc<ThreadGate>)>,
     /// Each stage's estimated seconds to the end of the pipeline, by stage index.
     chain: Vec<f64>,
     outcomes: BTreeMap<usize, StageOutcome>,
@@ -370,6 +371,7 @@ impl<'a> Scheduler<'a> {
             if progressed || self.launch() {
                 continue;
             }
+            self.grant_free_threads();
             if self.running.is_empty() {
                 break;
             }
@@ -865,8 +867,8 @@ impl<'a> Scheduler<'a> {
         let picked = scheduling::pick(&ready, slots, &self.chain, |i| {
             position(i).unwrap_or(usize::MAX)
         });
-        let free = rayon::current_num_threads().saturating_sub(self.threads.values().sum());
-        let shares = scheduling::shares(free, picked.len());
+        let all = rayon::current_num_threads();
+        let shares = scheduling::shares(self.free_threads(), picked.len());
         for (index, threads) in picked.iter().copied().zip(shares) {
             let Some(evaluation) = self.ready.remove(&index) else {
                 continue;
@@ -878,13 +880,19 @@ impl<'a> Scheduler<'a> {
                 local::start(
                     self.project,
                     index,
-                    (&evaluation, threads),
+                    (
+                        &evaluation,
+                        Threads {
+                            granted: threads,
+                            all,
+                        },
+                    ),
                     &self.done,
                     (&self.options.cancel, self.options.observer.clone()),
                     self.tx.clone(),
                 )
-                .map(|()| {
-                    self.threads.insert(index, threads);
+                .map(|gate| {
+                    self.threads.insert(index, (threads, gate));
                 })
             };
             match started_job {
@@ -896,6 +904,38 @@ impl<'a> Scheduler<'a> {
             }
         }
         !picked.is_empty()
+    }
+
+    /// The pool's threads not granted to a running stage.
+    fn free_threads(&self) -> usize {
+        let granted: usize = self.threads.values().map(|(granted, _)| granted).sum();
+        rayon::current_num_threads().saturating_sub(granted)
+    }
+
+    /// With no stage waiting to start, hands the free threads to the running stages, longest
+    /// chain first: a stage started beside others need not finish on its share alone.
+    fn grant_free_threads(&mut self) {
+        let mut free = self.free_threads();
+        if free == 0 || !self.ready.is_empty() {
+            return;
+        }
+        let all = rayon::current_num_threads();
+        let mut running: Vec<usize> = self.threads.keys().copied().collect();
+        running.sort_by(|&a, &b| self.chain[b].total_cmp(&self.chain[a]));
+        for index in running {
+            let stage = self.stage(index);
+            let Some((granted, gate)) = self.threads.get_mut(&index) else {
+                continue;
+            };
+            let more = free.min(all.saturating_sub(*granted));
+            if more == 0 {
+                continue;
+            }
+            gate.grant(more);
+            *granted += more;
+            free -= more;
+            tracing::info!("{}: now on {granted} threads", stage.id);
+        }
     }
 
     /// Records a computed result, first uploading it when `push` and the remote wants it.

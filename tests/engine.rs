@@ -255,6 +255,14 @@ sleep_ms = 400
     );
 }
 
+/// Runs `config` once, from scratch, with `jobs` slots; the run must succeed.
+fn ran_once(config: &str, jobs: usize) -> (Project, Arc<Journal>) {
+    let p = Project::new(config);
+    let journal = Arc::new(Journal::default());
+    assert!(run_all(p.path(), &registry("v1", &journal), jobs).ok);
+    (p, journal)
+}
+
 fn threads_of(journal: &Journal) -> Vec<(String, usize)> {
     let mut threads = journal.threads.lock().unwrap().clone();
     threads.sort();
@@ -266,26 +274,44 @@ fn stages_running_together_share_the_threads_and_one_alone_gets_them_all() {
     let config = r#"
 [stages.left]
 kind = "text"
-sleep_ms = 300
+probe_threads = true
+linger_ms = 500
 
 [stages.right]
 kind = "text"
-sleep_ms = 300
+probe_threads = true
+linger_ms = 500
 
 [stages.last]
 kind = "text"
 inputs = ["left:out", "right:out"]
+probe_threads = true
 "#;
-    let p = Project::new(config);
-    let journal = Arc::new(Journal::default());
-    assert!(run_all(p.path(), &registry("v1", &journal), 2).ok);
+    let (_p, journal) = ran_once(config, 2);
     let all = rayon::current_num_threads();
-    let (first, second) = (all.div_ceil(2), (all / 2).max(1));
     let threads = threads_of(&journal);
     assert_eq!(threads[0], ("last".to_owned(), all));
+    // Each probes (for 100 to 200 ms) while the other is still running: both linger after.
     let mut pair = vec![threads[1].1, threads[2].1];
     pair.sort_unstable();
-    assert_eq!(pair, vec![second, first], "{threads:?}");
+    assert_eq!(pair, vec![(all / 2).max(1), all.div_ceil(2)], "{threads:?}");
+}
+
+#[test]
+fn a_stage_left_running_alone_is_granted_the_free_threads() {
+    let config = r#"
+[stages.brief]
+kind = "text"
+
+[stages.long]
+kind = "text"
+sleep_ms = 600
+probe_threads = true
+"#;
+    let (_p, journal) = ran_once(config, 2);
+    let all = rayon::current_num_threads();
+    // `long` started on its share beside `brief`, which ends at once.
+    assert_eq!(threads_of(&journal), [("long".to_owned(), all)]);
 }
 
 #[test]
@@ -307,9 +333,7 @@ inputs = ["head:out"]
 kind = "text"
 inputs = ["middle:out"]
 "#;
-    let p = Project::new(config);
-    let journal = Arc::new(Journal::default());
-    assert!(run_all(p.path(), &registry("v1", &journal), 1).ok);
+    let (_p, journal) = ran_once(config, 1);
     assert_eq!(journal.ran(), ["head", "middle", "short", "tail"]);
 }
 
@@ -329,15 +353,12 @@ noise = {noise}
 "#
         )
     };
-    let p = Project::new(&config(0));
-    let journal = Arc::new(Journal::default());
-    let reg = registry("v1", &journal);
-    assert!(run_all(p.path(), &reg, 1).ok);
+    let (p, journal) = ran_once(&config(0), 1);
     // Unknown lengths tie: declaration order.
     assert_eq!(journal.ran(), ["quick", "slow"]);
     journal.clear();
     p.write("pipeline.toml", config(1));
-    assert!(run_all(p.path(), &reg, 1).ok);
+    assert!(run_all(p.path(), &registry("v1", &journal), 1).ok);
     assert_eq!(journal.ran(), ["slow", "quick"]);
 }
 

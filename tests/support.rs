@@ -69,7 +69,7 @@ pub struct Journal {
     pub runs: Mutex<Vec<String>>,
     pub spans: Mutex<Vec<(String, Instant, Instant)>>,
     pub count: AtomicUsize,
-    /// Each run's stage and the threads of the pool it ran on.
+    /// Each probing run's stage and the threads that took part in its work.
     pub threads: Mutex<Vec<(String, usize)>>,
 }
 
@@ -84,7 +84,9 @@ impl Journal {
 }
 
 /// A test kind: writes `out.txt` = its `text` param followed by its inputs' contents.
-/// `noise` changes the key but not the output; `sleep_ms` makes it slow; `fail` fails it.
+/// `noise` changes the key but not the output; `sleep_ms` makes it slow; `fail` fails it;
+/// `probe_threads` records, after the sleep, how many threads take part in its parallel work;
+/// `linger_ms` sleeps after that.
 pub struct TextKind {
     pub version: String,
     pub journal: Arc<Journal>,
@@ -100,8 +102,16 @@ impl StageKind for TextKind {
     }
 
     fn normalize_params(&self, raw: &Map<String, Value>) -> Result<Value, ParamError> {
-        let known = ["text", "noise", "sleep_ms", "fail"];
-        let mut out = serde_json::json!({"text": "", "noise": 0, "sleep_ms": 0, "fail": false});
+        let known = [
+            "text",
+            "noise",
+            "sleep_ms",
+            "fail",
+            "probe_threads",
+            "linger_ms",
+        ];
+        let mut out = serde_json::json!({"text": "", "noise": 0, "sleep_ms": 0, "fail": false,
+            "probe_threads": false, "linger_ms": 0});
         for (key, value) in raw {
             if !known.contains(&key.as_str()) {
                 return Err(ParamError::Unknown {
@@ -133,13 +143,27 @@ impl StageKind for TextKind {
         let start = Instant::now();
         self.journal.count.fetch_add(1, Ordering::SeqCst);
         self.journal.runs.lock().unwrap().push(io.stage.to_owned());
-        self.journal
-            .threads
-            .lock()
-            .unwrap()
-            .push((io.stage.to_owned(), rayon::current_num_threads()));
         let sleep = params["sleep_ms"].as_u64().unwrap_or(0);
         std::thread::sleep(Duration::from_millis(sleep));
+        if params["probe_threads"].as_bool().unwrap_or(false) {
+            use rayon::prelude::*;
+            let working = (0..200)
+                .into_par_iter()
+                .map(|_| {
+                    std::thread::sleep(Duration::from_millis(1));
+                    rayon::current_thread_index()
+                })
+                .collect::<std::collections::BTreeSet<_>>()
+                .len();
+            self.journal
+                .threads
+                .lock()
+                .unwrap()
+                .push((io.stage.to_owned(), working));
+        }
+        std::thread::sleep(Duration::from_millis(
+            params["linger_ms"].as_u64().unwrap_or(0),
+        ));
         if params["fail"].as_bool().unwrap_or(false) {
             return Err(stages::Error::BadParam {
                 param: "fail",

@@ -1,8 +1,9 @@
 //! The local executor: a stage computes on a thread of its own in this process, into a
 //! staging folder of the cache; the runner commits and publishes what it leaves there.
 //!
-//! Each stage's parallel work runs on a rayon pool of its own, as many threads as the runner
-//! grants it (`scheduling.rs`). In one shared pool, a network's training loop kept both workers
+//! Each stage's parallel work runs on a rayon pool of its own, on as many of its threads as the
+//! runner grants it (`scheduling.rs`; the rest wait in `thread_gate.rs` until granted). In one
+//! shared pool, a network's training loop kept both workers
 //! busy with its fine-grained joins while the parallel jobs of a stage beside it (LDA) waited in
 //! the pool's queue: LDA took 300 s beside the networks, 6 s alone. Separate pools leave the
 //! sharing of the cores to the operating system, which is fair, and the stages' results do not
@@ -15,6 +16,7 @@ use std::time::Instant;
 
 use stages::kind::StageIo;
 
+use crate::executor::thread_gate::ThreadGate;
 use crate::plan::{Evaluation, Project};
 use crate::provenance;
 use crate::publish;
@@ -28,16 +30,23 @@ pub(crate) struct Finished {
     pub(crate) result: Result<(), StageError>,
 }
 
-/// Starts computing stage `index` on a new thread, its parallel work on a pool of `threads`
-/// threads; its end arrives on `tx`.
+/// The threads a stage may use: `granted` of a pool of `all`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Threads {
+    pub(crate) granted: usize,
+    pub(crate) all: usize,
+}
+
+/// Starts computing stage `index` on a new thread, its parallel work on the granted threads
+/// of a pool of its own; its end arrives on `tx`. The gate grants it more.
 pub(crate) fn start(
     project: &Project,
     index: usize,
-    (evaluation, threads): (&Evaluation, usize),
+    (evaluation, threads): (&Evaluation, Threads),
     done: &BTreeMap<usize, Evaluation>,
     (cancel, observer): (&Arc<AtomicBool>, Option<Observer>),
     tx: mpsc::Sender<Finished>,
-) -> Result<(), StageError> {
+) -> Result<Arc<ThreadGate>, StageError> {
     let stage = &project.config.stages[index];
     let (key, components) = evaluation.key().cloned().ok_or_else(|| StageError::Start {
         message: "stage key unknown".into(),
@@ -57,20 +66,24 @@ pub(crate) fn start(
     let project_dir = project.config.root.clone();
     let cancel = cancel.clone();
     let reasons: Vec<String> = evaluation.reasons.iter().map(ToString::to_string).collect();
+    let all = threads.all.max(1);
+    let granted = threads.granted.clamp(1, all);
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads.max(1))
+        .num_threads(all)
         .thread_name({
             let name = name.clone();
             move |i| format!("{name}-{i}")
         })
         .build()
         .map_err(|e| StageError::Start {
-            message: format!("cannot start the stage's {threads} threads: {e}"),
+            message: format!("cannot start the stage's {all} threads: {e}"),
         })?;
+    let gate = Arc::new(ThreadGate::default());
+    gate.park(&pool, all - granted);
     tracing::info!(
-        "{name}: running ({}) on {threads} thread{}",
+        "{name}: running ({}) on {granted} thread{}",
         reasons.join("; "),
-        if threads == 1 { "" } else { "s" }
+        if granted == 1 { "" } else { "s" }
     );
     if let Some(observer) = &observer {
         let estimate = project
@@ -80,7 +93,8 @@ pub(crate) fn start(
             .and_then(|e| e.seconds);
         observer.0.started(&name, estimate);
     }
-    std::thread::Builder::new()
+    let stage_gate = Arc::clone(&gate);
+    let spawned = std::thread::Builder::new()
         .name(format!("stage-{name}"))
         .spawn(move || {
             let started = Instant::now();
@@ -102,6 +116,7 @@ pub(crate) fn start(
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 pool.install(|| kind.run(&params, &io))
             }));
+            stage_gate.open();
             let result = match result {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(err)) => Err(StageError::Computation {
@@ -123,9 +138,14 @@ pub(crate) fn start(
                 seconds: started.elapsed().as_secs_f64(),
                 result,
             });
-        })
-        .map(|_| ())
-        .map_err(|e| StageError::Start {
-            message: format!("cannot start a thread: {e}"),
-        })
+        });
+    match spawned {
+        Ok(_) => Ok(gate),
+        Err(e) => {
+            gate.open();
+            Err(StageError::Start {
+                message: format!("cannot start a thread: {e}"),
+            })
+        }
+    }
 }

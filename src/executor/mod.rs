@@ -9,6 +9,7 @@ pub mod resources;
 pub(crate) mod scheduling;
 pub mod settings;
 pub mod slurm;
+pub(crate) mod thread_gate;
 pub mod worker;
 
 pub use resources::Resources;

@@ -11,8 +11,9 @@
 //! Threads: the pool's threads (`RAYON_NUM_THREADS`, else one per core) are shared out
 //! between the stages running at once, evenly, the first started taking what does not divide.
 //! A stage running alone gets them all; two beside each other on two cores get one each, so
-//! neither pays for splitting work that the other core is busy with anyway. Nothing a stage
-//! computes depends on its thread count.
+//! neither pays for splitting work that the other core is busy with anyway. When a stage ends
+//! and none is waiting to start, its threads go to the stages still running, longest chain
+//! first (`thread_gate.rs`). Nothing a stage computes depends on its thread count.
 
 /// Each stage's estimated seconds of the longest chain from its start to the end of the
 /// pipeline, indexed like `estimates`.
