@@ -289,6 +289,8 @@ struct Scheduler<'a> {
     ready: BTreeMap<usize, Evaluation>,
     /// Threads granted to each stage computing locally, and the gate that grants it more.
     threads: BTreeMap<usize, (usize, Arc<ThreadGate>)>,
+    /// The threads shared out between stages: the global pool's (`RAYON_NUM_THREADS`).
+    pool_threads: usize,
     /// Each stage's estimated seconds to the end of the pipeline, by stage index.
     chain: Vec<f64>,
     outcomes: BTreeMap<usize, StageOutcome>,
@@ -346,6 +348,7 @@ impl<'a> Scheduler<'a> {
             running: BTreeMap::new(),
             ready: BTreeMap::new(),
             threads: BTreeMap::new(),
+            pool_threads: rayon::current_num_threads(),
             chain,
             outcomes: BTreeMap::new(),
             lock_updates: Vec::new(),
@@ -867,7 +870,7 @@ impl<'a> Scheduler<'a> {
         let picked = scheduling::pick(&ready, slots, &self.chain, |i| {
             position(i).unwrap_or(usize::MAX)
         });
-        let all = rayon::current_num_threads();
+        let all = self.pool_threads;
         let shares = scheduling::shares(self.free_threads(), picked.len());
         for (index, threads) in picked.iter().copied().zip(shares) {
             let Some(evaluation) = self.ready.remove(&index) else {
@@ -909,7 +912,7 @@ impl<'a> Scheduler<'a> {
     /// The pool's threads not granted to a running stage.
     fn free_threads(&self) -> usize {
         let granted: usize = self.threads.values().map(|(granted, _)| granted).sum();
-        rayon::current_num_threads().saturating_sub(granted)
+        self.pool_threads.saturating_sub(granted)
     }
 
     /// With no stage waiting to start, hands the free threads to the running stages, longest
@@ -919,7 +922,7 @@ impl<'a> Scheduler<'a> {
         if free == 0 || !self.ready.is_empty() {
             return;
         }
-        let all = rayon::current_num_threads();
+        let all = self.pool_threads;
         let mut running: Vec<usize> = self.threads.keys().copied().collect();
         running.sort_by(|&a, &b| self.chain[b].total_cmp(&self.chain[a]));
         for index in running {

@@ -3,11 +3,10 @@
 //!
 //! Each stage's parallel work runs on a rayon pool of its own, on as many of its threads as the
 //! runner grants it (`scheduling.rs`; the rest wait in `thread_gate.rs` until granted). In one
-//! shared pool, a network's training loop kept both workers
-//! busy with its fine-grained joins while the parallel jobs of a stage beside it (LDA) waited in
-//! the pool's queue: LDA took 300 s beside the networks, 6 s alone. Separate pools leave the
-//! sharing of the cores to the operating system, which is fair, and the stages' results do not
-//! depend on the thread count.
+//! shared pool, a network's training loop kept both workers busy with its fine-grained joins
+//! while the parallel jobs of a stage beside it (LDA) waited in the pool's queue: LDA took 300 s
+//! beside the networks, 7 s alone. Separate pools leave the sharing of the cores to the
+//! operating system, which is fair, and the stages' results do not depend on the thread count.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
