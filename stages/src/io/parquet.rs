@@ -20,9 +20,11 @@ use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
+use crate::math::column_sums;
 
 /// Writes `columns` (named by `schema`) to `path` with `provenance` in the footer.
 pub fn write_columns(
@@ -36,21 +38,56 @@ pub fn write_columns(
         what: "assembling a table",
         message: e.to_string(),
     })?;
+    let column = |i: usize| Ok(batch.column(i).clone());
+    write_produced_columns(
+        path,
+        schema,
+        batch.num_rows(),
+        &column,
+        provenance,
+        dictionary,
+    )
+}
+
+/// Writes the columns of `schema`, `rows` values each, asking `column(i)` for column `i` only
+/// when its turn to be encoded comes: a column built on demand is encoded and dropped before
+/// the next is built, so a table that exists only to be written is never whole in memory
+/// (nor its pages faulted in fresh; the allocator hands the same blocks round).
+pub fn write_produced_columns(
+    path: &Path,
+    schema: Arc<Schema>,
+    rows: usize,
+    column: &(dyn Fn(usize) -> Result<ArrayRef> + Sync),
+    provenance: &[(String, String)],
+    dictionary: bool,
+) -> Result<()> {
     let kv = provenance
         .iter()
         .map(|(k, v)| KeyValue::new(k.clone(), v.clone()))
         .collect();
-    // Dense float matrices barely compress; snappy costs a fraction of zstd's time on them.
     let compression = if dictionary {
         Compression::ZSTD(ZstdLevel::try_new(1).unwrap_or_default())
     } else {
         Compression::SNAPPY
     };
-    let props = WriterProperties::builder()
+    let mut props = WriterProperties::builder()
         .set_compression(compression)
         .set_dictionary_enabled(dictionary)
-        .set_key_value_metadata(Some(kv))
-        .build();
+        .set_key_value_metadata(Some(kv));
+    if !dictionary {
+        // The columns of a dense float matrix are stored as they are: their mantissas are
+        // noise to snappy (a z-scored column came out 0.01% larger), so compressing them
+        // only spent time on the write and again on every read.
+        for field in schema.fields() {
+            if matches!(field.data_type(), DataType::Float32 | DataType::Float64) {
+                props = props.set_column_compression(
+                    ColumnPath::new(vec![field.name().clone()]),
+                    Compression::UNCOMPRESSED,
+                );
+            }
+        }
+    }
+    let props = props.build();
     let file = File::create(path).map_err(Error::io("create", path))?;
     let writer =
         ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(Error::parquet(path))?;
@@ -79,15 +116,31 @@ pub fn write_columns(
     }
     let chunks = column_writers
         .into_par_iter()
-        .zip(schema.fields().par_iter().zip(batch.columns().par_iter()))
-        .map(|(mut writer, (field, array))| {
-            for leaf in compute_leaves(field, array)? {
-                writer.write(&leaf)?;
+        .zip(schema.fields().par_iter())
+        .enumerate()
+        .map(|(i, (mut writer, field))| {
+            let array = column(i)?;
+            if array.len() != rows || array.data_type() != field.data_type() {
+                return Err(Error::Numerical {
+                    what: "assembling a table",
+                    message: format!(
+                        "column `{}` is {} values of {}, expected {rows} of {}",
+                        field.name(),
+                        array.len(),
+                        array.data_type(),
+                        field.data_type()
+                    ),
+                });
             }
-            writer.close()
+            let encode = || {
+                for leaf in compute_leaves(field, &array)? {
+                    writer.write(&leaf)?;
+                }
+                writer.close()
+            };
+            encode().map_err(Error::parquet(path))
         })
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(Error::parquet(path))?;
+        .collect::<Result<Vec<_>>>()?;
     let mut row_group = file_writer.next_row_group().map_err(Error::parquet(path))?;
     for chunk in chunks {
         chunk
@@ -211,7 +264,9 @@ pub fn read_matrix(path: &Path) -> Result<Matrix> {
             });
         offset += n;
     }
-    if let Some(((row, column), value)) = values.indexed_iter().find(|(_, v)| !v.is_finite()) {
+    let all_finite = values.as_slice().is_some_and(column_sums::all_finite);
+    let first_bad = || values.indexed_iter().find(|(_, v)| !v.is_finite());
+    if let Some(((row, column), value)) = (!all_finite).then(first_bad).flatten() {
         return Err(non_finite(
             path,
             &columns[column],
@@ -354,28 +409,34 @@ pub fn read_column_major(path: &Path, landing: Landing) -> Result<ColumnMajor> {
                     path: path.to_owned(),
                     message: format!("column `{name}` {message}"),
                 })?;
-                match out.iter().position(|v| !v.is_finite()) {
-                    Some(i) => Err(non_finite(
-                        path,
-                        name,
-                        offset + i,
-                        track_ids[offset + i],
-                        out[i],
-                    )),
-                    None => Ok(()),
+                if !column_sums::all_finite(out) {
+                    if let Some(i) = out.iter().position(|v| !v.is_finite()) {
+                        return Err(non_finite(
+                            path,
+                            name,
+                            offset + i,
+                            track_ids[offset + i],
+                            out[i],
+                        ));
+                    }
                 }
+                // A whole column in, it is likely still in cache: its mean (and centring)
+                // now costs a pass over the cache rather than over memory.
+                if end == rows {
+                    let column = &mut dest[c * rows..(c + 1) * rows];
+                    let mean = column_sums::sum(column) / rows as f64;
+                    group_means[c] = mean;
+                    if landing == Landing::Centred {
+                        column.iter_mut().for_each(|v| *v -= mean);
+                    }
+                }
+                Ok(())
             })?;
             if decoded != rows {
                 return Err(Error::BadFile {
                     path: path.to_owned(),
                     message: format!("{decoded} values in a column, {rows} track ids"),
                 });
-            }
-            for (column, mean) in dest.chunks_mut(rows).zip(group_means.iter_mut()) {
-                *mean = column.iter().sum::<f64>() / rows as f64;
-                if landing == Landing::Centred {
-                    column.iter_mut().for_each(|v| *v -= *mean);
-                }
             }
             Ok(())
         })?;
@@ -453,37 +514,48 @@ pub fn write_column_major(
         });
     }
     let buffer = arrow_buffer::Buffer::from_vec(values);
-    let arrays = (0..names.len())
-        .map(|j| {
-            let column = arrow_buffer::ScalarBuffer::<f64>::new(buffer.clone(), j * rows, rows);
-            Arc::new(Float64Array::new(column, None)) as ArrayRef
-        })
-        .collect();
-    write_id_columns(path, track_ids, names, arrays, provenance)
+    let column = |j: usize| {
+        let column = arrow_buffer::ScalarBuffer::<f64>::new(buffer.clone(), j * rows, rows);
+        Arc::new(Float64Array::new(column, None)) as ArrayRef
+    };
+    write_id_columns(
+        path,
+        track_ids,
+        names,
+        &DataType::Float64,
+        &column,
+        provenance,
+    )
 }
 
-/// Writes `track_id` plus the named columns (non-null, of any type), compressed as a dense
-/// matrix.
+/// Writes `track_id` plus the named columns, all of type `data_type` and without nulls,
+/// compressed as a dense matrix; column `j` is built by `column(j)` when it is encoded.
 pub fn write_id_columns(
     path: &Path,
     track_ids: &[i64],
     names: &[String],
-    columns: Vec<ArrayRef>,
+    data_type: &DataType,
+    column: &(dyn Fn(usize) -> ArrayRef + Sync),
     provenance: &[(String, String)],
 ) -> Result<()> {
     let mut fields = vec![Field::new("track_id", DataType::Int64, false)];
     fields.extend(
         names
             .iter()
-            .zip(&columns)
-            .map(|(n, c)| Field::new(n, c.data_type().clone(), false)),
+            .map(|name| Field::new(name, data_type.clone(), false)),
     );
-    let mut arrays: Vec<ArrayRef> = vec![Arc::new(Int64Array::from(track_ids.to_vec()))];
-    arrays.extend(columns);
-    write_columns(
+    let ids: ArrayRef = Arc::new(Int64Array::from(track_ids.to_vec()));
+    let produce = |i: usize| {
+        Ok(match i {
+            0 => ids.clone(),
+            j => column(j - 1),
+        })
+    };
+    write_produced_columns(
         path,
         Arc::new(Schema::new(fields)),
-        arrays,
+        track_ids.len(),
+        &produce,
         provenance,
         false,
     )
@@ -577,14 +649,20 @@ mod tests {
         }
         let schema = Arc::new(Schema::new(fields));
         let batch = RecordBatch::try_new(schema.clone(), arrays).unwrap_or_else(|e| panic!("{e}"));
-        let props = WriterProperties::builder()
+        let mut props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
             .set_dictionary_enabled(false)
             .set_key_value_metadata(Some(vec![KeyValue::new(
                 "pipeline.key".to_string(),
                 "abc".to_string(),
-            )]))
-            .build();
+            )]));
+        for name in &names {
+            props = props.set_column_compression(
+                ColumnPath::new(vec![name.clone()]),
+                Compression::UNCOMPRESSED,
+            );
+        }
+        let props = props.build();
         let mut sequential = Vec::new();
         let mut writer = ArrowWriter::try_new(&mut sequential, schema, Some(props))
             .unwrap_or_else(|e| panic!("{e}"));
@@ -592,6 +670,59 @@ mod tests {
         writer.close().unwrap_or_else(|e| panic!("{e}"));
         let written = std::fs::read(&parallel).unwrap_or_else(|e| panic!("{e}"));
         assert!(written == sequential, "the two writers disagree");
+
+        // The float columns are stored as they are, the ids compressed.
+        let reader = parquet::file::reader::SerializedFileReader::new(
+            File::open(&parallel).unwrap_or_else(|e| panic!("{e}")),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let row_group = parquet::file::reader::FileReader::metadata(&reader).row_group(0);
+        let codecs: Vec<Compression> = row_group
+            .columns()
+            .iter()
+            .map(|c| c.compression())
+            .collect();
+        assert_eq!(
+            codecs,
+            [
+                Compression::SNAPPY,
+                Compression::UNCOMPRESSED,
+                Compression::UNCOMPRESSED,
+                Compression::UNCOMPRESSED
+            ]
+        );
+    }
+
+    #[test]
+    fn produced_columns_of_the_wrong_length_or_type_are_refused() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("m.parquet");
+        let names = vec!["a".to_string(), "b".to_string()];
+        let short = |j: usize| -> ArrayRef { Arc::new(Float64Array::from(vec![1.0; 2 + j])) };
+        let err = write_id_columns(&path, &[1, 2, 3], &names, &DataType::Float64, &short, &[])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("column `a` is 2 values of Float64, expected 3 of Float64"),
+            "{err}"
+        );
+        let wrong_type = |_: usize| -> ArrayRef { Arc::new(Float32Array::from(vec![1.0; 3])) };
+        let err = write_id_columns(
+            &path,
+            &[1, 2, 3],
+            &names,
+            &DataType::Float64,
+            &wrong_type,
+            &[],
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(
+            err.contains("3 values of Float32, expected 3 of Float64"),
+            "{err}"
+        );
     }
 
     #[test]

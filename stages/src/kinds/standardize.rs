@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, BooleanArray, Float32Array, Float64Array, StringArray};
-use rayon::prelude::*;
+use arrow_schema::DataType;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -56,11 +56,15 @@ impl Params for StandardizeParams {
 pub struct Standardize;
 
 /// One scaled column as an Arrow array of the stored precision.
-fn scaled_array(values: impl Iterator<Item = f64>, float32: bool) -> ArrayRef {
+fn scaled_array(values: impl ExactSizeIterator<Item = f64>, float32: bool) -> ArrayRef {
+    // Collected into a vector (which the compiler vectorises for a mapped slice), then handed
+    // to Arrow without a copy.
     if float32 {
-        Arc::new(Float32Array::from_iter_values(values.map(|v| v as f32)))
+        Arc::new(Float32Array::from(
+            values.map(|v| v as f32).collect::<Vec<f32>>(),
+        ))
     } else {
-        Arc::new(Float64Array::from_iter_values(values))
+        Arc::new(Float64Array::from(values.collect::<Vec<f64>>()))
     }
 }
 
@@ -117,30 +121,32 @@ impl Stage for Standardize {
         }
         tracing::debug!("standardize: read and fitted at {:.3} s", elapsed());
         // The two scalings are built and written side by side: while one file's bytes go
-        // to the kernel, the other's columns are still being encoded.
-        let columns = || features.values.par_chunks(rows.max(1)).enumerate();
+        // to the kernel, the other's columns are still being encoded. Each scaled column is
+        // built when the writer reaches it and dropped once encoded.
+        let column = |j: usize| &features.values[j * rows..(j + 1) * rows];
+        let data_type = if params.float32 {
+            DataType::Float32
+        } else {
+            DataType::Float64
+        };
         let (z_written, m_written) = rayon::join(
             || {
-                let z: Vec<ArrayRef> = columns()
-                    .map(|(j, c)| scaled_array(scaling.zscore(j, c), params.float32))
-                    .collect();
                 write_id_columns(
                     &io.output("zscore.parquet"),
                     &features.track_ids,
                     &features.columns,
-                    z,
+                    &data_type,
+                    &|j| scaled_array(scaling.zscore(j, column(j)), params.float32),
                     io.provenance,
                 )
             },
             || {
-                let m: Vec<ArrayRef> = columns()
-                    .map(|(j, c)| scaled_array(scaling.minmax(j, c), params.float32))
-                    .collect();
                 write_id_columns(
                     &io.output("minmax.parquet"),
                     &features.track_ids,
                     &features.columns,
-                    m,
+                    &data_type,
+                    &|j| scaled_array(scaling.minmax(j, column(j)), params.float32),
                     io.provenance,
                 )
             },

@@ -1,7 +1,9 @@
 //! Numerical code with no file formats in it: linear algebra (faer), special functions,
-//! scaling statistics, PCA, the exact k-NN search kernel and its vote, the LDA model, ridge
-//! regression, histogram gradient-boosted trees and rank-based scores.
+//! vectorised column sums, scaling statistics, PCA, the exact k-NN search kernel and its
+//! vote, the LDA model, ridge regression, histogram gradient-boosted trees and rank-based
+//! scores.
 
+pub mod column_sums;
 pub mod knn_search;
 pub mod knn_vote;
 pub mod lda;

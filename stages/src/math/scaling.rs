@@ -4,6 +4,8 @@
 
 use rayon::prelude::*;
 
+use crate::math::column_sums;
+
 /// Per-column statistics of the fit.
 #[derive(Debug, Clone)]
 pub struct Scaling {
@@ -20,22 +22,11 @@ pub struct Scaling {
 /// The statistics of one column over the rows where `use_row` is true:
 /// (mean, population std, min, max).
 pub fn fit_column(column: &[f64], use_row: &[bool]) -> (f64, f64, f64, f64) {
-    let used = || {
-        column
-            .iter()
-            .zip(use_row)
-            .filter(|(_, u)| **u)
-            .map(|(v, _)| *v)
-    };
-    let (mut n, mut sum, mut min, mut max) = (0.0, 0.0, f64::INFINITY, f64::NEG_INFINITY);
-    for v in used() {
-        n += 1.0;
-        sum += v;
-        min = min.min(v);
-        max = max.max(v);
-    }
-    let mean = sum / f64::max(n, 1.0);
-    let var = used().map(|v| (v - mean) * (v - mean)).sum::<f64>() / f64::max(n, 1.0);
+    let n = use_row.iter().filter(|u| **u).count() as f64;
+    let mean = column_sums::masked_sum(column, use_row, |v| v) / f64::max(n, 1.0);
+    let var =
+        column_sums::masked_sum(column, use_row, |v| (v - mean) * (v - mean)) / f64::max(n, 1.0);
+    let (min, max) = column_sums::masked_extremes(column, use_row);
     (mean, var.sqrt(), min, max)
 }
 
@@ -55,7 +46,11 @@ pub fn fit(values: &[f64], rows: usize, use_row: &[bool]) -> Scaling {
 
 impl Scaling {
     /// Column `j` z-scored; 0 for a constant column.
-    pub fn zscore<'a>(&self, j: usize, column: &'a [f64]) -> impl Iterator<Item = f64> + 'a {
+    pub fn zscore<'a>(
+        &self,
+        j: usize,
+        column: &'a [f64],
+    ) -> impl ExactSizeIterator<Item = f64> + 'a {
         let (mean, std) = (self.mean[j], self.std[j]);
         column
             .iter()
@@ -63,7 +58,11 @@ impl Scaling {
     }
 
     /// Column `j` scaled to [0, 1]; 0 for a constant column.
-    pub fn minmax<'a>(&self, j: usize, column: &'a [f64]) -> impl Iterator<Item = f64> + 'a {
+    pub fn minmax<'a>(
+        &self,
+        j: usize,
+        column: &'a [f64],
+    ) -> impl ExactSizeIterator<Item = f64> + 'a {
         let (min, range) = (self.min[j], self.max[j] - self.min[j]);
         column
             .iter()
