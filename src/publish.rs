@@ -1,10 +1,12 @@
 //! The only code that moves anything into the cache or the outputs folder.
 //!
-//! Every write goes to a temporary file beside its destination, is fsynced, then renamed, so
-//! a reader (or a run killed at any moment, SIGKILL included) sees the old file or the new
-//! one, never a partial one. Order of a stage's commit: objects, then the manifest (the
-//! commit point), then published copies under `outputs/STAGE/`. Published files are copies,
-//! never links into the cache, so editing them cannot corrupt it.
+//! Every write goes to a temporary file beside its destination, then is renamed, so a reader
+//! (or a run killed at any moment, SIGKILL included) sees the old file or the new one, never
+//! a partial one. Order of a stage's commit: objects, then the manifest (the commit point),
+//! each fsynced before its rename, then published copies under `outputs/STAGE/`. Published
+//! files are copies, never links into the cache, so editing them cannot corrupt it; they are
+//! synced at the end of the run, before the stat record that vouches for them is saved
+//! ([`StatCache::record_once_synced`]).
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -385,7 +387,6 @@ fn publish_outputs_with(
         .collect::<Vec<_>>()
         .into_iter()
         .collect::<Result<(), PublishError>>()?;
-    sync_dir(dir);
     Ok(())
 }
 
@@ -429,11 +430,14 @@ fn publish_output(
         io::copy(&mut source, tmp.as_file_mut()).map_err(io_err("copy", &object))?;
     }
     make_user_file(tmp.as_file());
-    tmp.as_file().sync_all().map_err(io_err("sync", &target))?;
+    // Renamed into place without waiting for the disk: a copy of a durable object, which a
+    // reader sees whole or not at all (a kill leaves its bytes in the page cache). Only a
+    // power cut can lose them, and the stat record that would vouch for them is made once
+    // they are synced, so a lost copy is found changed and published again.
     tmp.persist(&target)
         .map_err(|e| io_err("replace", &target)(e.error))?;
     if let Some(stat) = FileStat::of(&target) {
-        stat_cache.record(
+        stat_cache.record_once_synced(
             &target,
             stat,
             FileHashes {

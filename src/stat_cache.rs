@@ -74,6 +74,8 @@ struct Entry {
 pub struct StatCache {
     entries: Mutex<BTreeMap<PathBuf, Entry>>,
     dirty: Mutex<bool>,
+    /// Files written without waiting for the disk, recorded once they reach it.
+    awaiting_disk: Mutex<Vec<(PathBuf, Entry)>>,
 }
 
 impl StatCache {
@@ -86,11 +88,15 @@ impl StatCache {
         Self {
             entries: Mutex::new(entries),
             dirty: Mutex::new(false),
+            awaiting_disk: Mutex::new(Vec::new()),
         }
     }
 
-    /// The serialized form, if anything changed since loading.
+    /// The serialized form, if anything changed since loading. Files awaiting the disk are
+    /// synced (and recorded) first, so what is saved never vouches for bytes a power cut
+    /// could still take.
     pub fn to_json_if_changed(&self) -> Option<Vec<u8>> {
+        self.sync_awaiting();
         let dirty = *self.dirty.lock().ok()?;
         if !dirty {
             return None;
@@ -125,6 +131,53 @@ impl StatCache {
         }
     }
 
+    /// Like [`StatCache::record`] for a file just written and not yet synced: the record is
+    /// made by [`StatCache::sync_awaiting`], after the file is on disk (and only if its stat
+    /// is still `stat` then). Until then a check of the file rehashes it, and after a crash
+    /// that lost its bytes it is found changed and written again, never trusted.
+    ///
+    /// This lets a published copy be renamed into place without waiting for the disk: a
+    /// run's fsyncs then overlap the stages that follow instead of holding each one up, and
+    /// by the run's end most of the bytes have been written back already.
+    pub fn record_once_synced(&self, path: &Path, stat: FileStat, hashes: FileHashes) {
+        if let Ok(mut waiting) = self.awaiting_disk.lock() {
+            waiting.push((path.to_owned(), Entry { stat, hashes }));
+        }
+    }
+
+    /// Syncs every file (and its folder) given to [`StatCache::record_once_synced`] and
+    /// records those still as they were written. A file that cannot be synced, or that
+    /// changed meanwhile, is left unrecorded: the next check rehashes it.
+    pub fn sync_awaiting(&self) {
+        let waiting = match self.awaiting_disk.lock() {
+            Ok(mut waiting) => std::mem::take(&mut *waiting),
+            Err(_) => return,
+        };
+        if waiting.is_empty() {
+            return;
+        }
+        let folders: std::collections::BTreeSet<&Path> = waiting
+            .iter()
+            .filter_map(|(path, _)| path.parent())
+            .collect();
+        waiting.par_iter().for_each(|(path, entry)| {
+            let synced = std::fs::File::open(path).and_then(|file| file.sync_all());
+            match synced {
+                Ok(()) if FileStat::of(path) == Some(entry.stat) => {
+                    self.record(path, entry.stat, entry.hashes);
+                }
+                Ok(()) => {}
+                Err(err) => tracing::debug!("cannot sync {}: {err}", path.display()),
+            }
+        });
+        // The renames that put the files there, made durable.
+        for folder in folders {
+            if let Ok(dir) = std::fs::File::open(folder) {
+                let _ = dir.sync_all();
+            }
+        }
+    }
+
     /// The hashes of `path` if its stat matches the record made of it, without reading it.
     pub fn known(&self, path: &Path) -> Option<FileHashes> {
         self.lookup(path, FileStat::of(path)?)
@@ -134,5 +187,40 @@ impl StatCache {
         let entries = self.entries.lock().ok()?;
         let entry = entries.get(path)?;
         (entry.stat == stat).then_some(entry.hashes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn written(dir: &Path, name: &str, bytes: &[u8]) -> (PathBuf, FileStat, FileHashes) {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap_or_else(|e| panic!("{e}"));
+        let stat = FileStat::of(&path).unwrap_or_else(|| panic!("no stat for {name}"));
+        let hashes = hash_artifact(&path).unwrap_or_else(|e| panic!("{e}"));
+        (path, stat, hashes)
+    }
+
+    #[test]
+    fn a_file_awaiting_the_disk_is_vouched_for_only_once_synced_and_unchanged() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let cache = StatCache::default();
+        let (kept, kept_stat, kept_hashes) = written(dir.path(), "kept.bin", b"published");
+        let (edited, edited_stat, edited_hashes) = written(dir.path(), "edited.bin", b"first");
+        cache.record_once_synced(&kept, kept_stat, kept_hashes);
+        cache.record_once_synced(&edited, edited_stat, edited_hashes);
+        assert_eq!(cache.known(&kept), None, "vouched for before the sync");
+        assert_eq!(cache.to_json_if_changed().map(|_| ()), Some(()));
+        // Saving synced the files: the untouched one is now known without reading it.
+        assert_eq!(cache.known(&kept), Some(kept_hashes));
+
+        // A file changed between its writing and the sync is not recorded.
+        let cache = StatCache::default();
+        cache.record_once_synced(&edited, edited_stat, edited_hashes);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(&edited, b"changed by someone else").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cache.to_json_if_changed(), None, "nothing to save");
+        assert_eq!(cache.known(&edited), None);
     }
 }

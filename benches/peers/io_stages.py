@@ -12,7 +12,8 @@ and publishes its outputs).
 
 The work matches the stages': features as float32 in, float32 scalings out (population
 standard deviation, a constant column left at 0), the scores as float64 with the components
-beside them, snappy for dense floats as the pipeline writes them.
+beside them, dense float matrices uncompressed as the pipeline writes them (snappy gains
+nothing on them).
 """
 import sys
 import time
@@ -34,7 +35,7 @@ def ingest(src, out):
         new_columns=names,
         schema_overrides={n: pl.Float32 for n in names[1:]} | {"track_id": pl.Int64},
     )
-    features.write_parquet(f"{out}/features.parquet", compression="snappy")
+    features.write_parquet(f"{out}/features.parquet", compression="uncompressed")
 
     with open(f"{src}/tracks.csv") as f:
         top = next(f).rstrip("\n").split(",")
@@ -78,9 +79,9 @@ def standardize(features_path, out):
 
     col = lambda c: pl.col(c).cast(pl.Float64)  # noqa: E731
     zscore = scaled(lambda c: col(c).mean(), lambda c: col(c).std(ddof=0))
-    zscore.write_parquet(f"{out}/zscore.parquet", compression="snappy")
+    zscore.write_parquet(f"{out}/zscore.parquet", compression="uncompressed")
     minmax = scaled(lambda c: col(c).min(), lambda c: col(c).max() - col(c).min())
-    minmax.write_parquet(f"{out}/minmax.parquet", compression="snappy")
+    minmax.write_parquet(f"{out}/minmax.parquet", compression="uncompressed")
     stats = pl.DataFrame(
         {
             "column": names,
@@ -106,7 +107,7 @@ def pca(zscore_path, out):
     scores = model.fit_transform(x)
     columns = [f"pc{i:03}" for i in range(1, scores.shape[1] + 1)]
     table = pl.from_numpy(scores, schema=columns).insert_column(0, df["track_id"])
-    table.write_parquet(f"{out}/scores.parquet", compression="snappy")
+    table.write_parquet(f"{out}/scores.parquet", compression="uncompressed")
     components = pl.from_numpy(model.components_.T, schema=columns).insert_column(
         0, pl.Series("feature", names)
     )

@@ -230,6 +230,7 @@ fn io_stages(config: &Path, tracks: usize, rounds: usize) -> Result<()> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/peers/io_stages.py");
     let peer_dir = tempfile::tempdir()?;
     let mut ours: Vec<Vec<f64>> = vec![Vec::new(); stages.len()];
+    let mut commands: Vec<Vec<f64>> = vec![Vec::new(); stages.len()];
     let mut peers: Vec<Vec<f64>> = vec![Vec::new(); stages.len()];
     let mut peer_names = vec![String::new(); stages.len()];
     for round in 1..=rounds {
@@ -241,7 +242,10 @@ fn io_stages(config: &Path, tracks: usize, rounds: usize) -> Result<()> {
                 std::fs::remove_dir_all(&published)
                     .with_context(|| format!("remove {}", published.display()))?;
             }
-            ours[i].push(forced_run(&binary, config, &scale, stage)?);
+            let (stage_seconds, command_seconds) =
+                timed_forced_run(&binary, config, &scale, stage)?;
+            ours[i].push(stage_seconds);
+            commands[i].push(command_seconds);
             let peer = Command::new("python3")
                 .arg(script)
                 .arg(stage)
@@ -278,9 +282,10 @@ fn io_stages(config: &Path, tracks: usize, rounds: usize) -> Result<()> {
         ))
     };
     println!(
-        "{:<12} {:>22} {:>34} {:>8}",
+        "{:<12} {:>22} {:>22} {:>34} {:>8}",
         "stage",
         format!("pipeline s (of {rounds})"),
+        "whole command s",
         "peer s",
         "peer/us"
     );
@@ -288,6 +293,9 @@ fn io_stages(config: &Path, tracks: usize, rounds: usize) -> Result<()> {
         let Some((ours_median, ours_min, ours_max)) = summary(&ours[i]) else {
             continue;
         };
+        let command = summary(&commands[i]).map_or(String::new(), |(median, min, max)| {
+            format!("{median:.2} ({min:.2}-{max:.2})")
+        });
         let (peer, ratio) = match summary(&peers[i]) {
             Some((median, min, max)) => (
                 format!("{} {median:.2} ({min:.2}-{max:.2})", peer_names[i]),
@@ -299,7 +307,7 @@ fn io_stages(config: &Path, tracks: usize, rounds: usize) -> Result<()> {
             ),
         };
         println!(
-            "{stage:<12} {:>22} {peer:>34} {ratio:>8}",
+            "{stage:<12} {:>22} {command:>22} {peer:>34} {ratio:>8}",
             format!("{ours_median:.2} ({ours_min:.2}-{ours_max:.2})")
         );
     }
@@ -407,15 +415,24 @@ fn pca_compute(zscore: &Path) -> Result<()> {
 /// The seconds `pipeline run --json` reports for `stage`.
 /// Forces `stage` at `--set SCALE` and returns its seconds from the run's JSON summary.
 fn forced_run(binary: &Path, config: &Path, scale: &str, stage: &str) -> Result<f64> {
+    Ok(timed_forced_run(binary, config, scale, stage)?.0)
+}
+
+/// A forced run of `stage`: its seconds in the run's table (until its outputs are published,
+/// ready to read) and the whole command's (the process's start, planning, and the end-of-run
+/// sync of the published copies included).
+fn timed_forced_run(binary: &Path, config: &Path, scale: &str, stage: &str) -> Result<(f64, f64)> {
+    let start = Instant::now();
     let out = Command::new(binary)
         .args(["run", "-q", "--force", "--json", "--set", scale, "--config"])
         .arg(config)
         .arg(stage)
         .output()?;
+    let command = start.elapsed().as_secs_f64();
     if !out.status.success() {
         bail!("`pipeline run --force {stage}` failed");
     }
-    stage_seconds(&out.stdout, stage)
+    Ok((stage_seconds(&out.stdout, stage)?, command))
 }
 
 fn stage_seconds(json: &[u8], stage: &str) -> Result<f64> {
