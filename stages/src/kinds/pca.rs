@@ -120,78 +120,90 @@ impl Stage for PcaStage {
         let scores = pca.scores_column_major(&data.values, n, k);
         tracing::debug!("pca: projected at {:.3} s", elapsed());
         let names: Vec<String> = (1..=k).map(|i| format!("pc{i:03}")).collect();
-        write_column_major(
-            &io.output("scores.parquet"),
-            &data.track_ids,
-            &names,
-            scores,
-            io.provenance,
-        )?;
-        tracing::debug!("pca: scores written at {:.3} s", elapsed());
-        let mut columns: Vec<(&str, ArrayRef)> = vec![(
-            "component",
-            Arc::new(UInt32Array::from_iter_values(1..=k as u32)) as ArrayRef,
-        )];
-        for (j, name) in data.columns.iter().enumerate() {
-            columns.push((
-                name.as_str(),
-                Arc::new(Float64Array::from_iter_values(
-                    (0..k).map(|c| pca.components[[j, c]]),
+        // The small outputs (components, spectrum, metrics, figure) are written while the
+        // scores' columns are encoded and appended, one core's serial work beside the other's.
+        let summaries = || -> Result<()> {
+            let mut columns: Vec<(&str, ArrayRef)> = vec![(
+                "component",
+                Arc::new(UInt32Array::from_iter_values(1..=k as u32)) as ArrayRef,
+            )];
+            for (j, name) in data.columns.iter().enumerate() {
+                columns.push((
+                    name.as_str(),
+                    Arc::new(Float64Array::from_iter_values(
+                        (0..k).map(|c| pca.components[[j, c]]),
+                    )),
+                ));
+            }
+            write_table(&io.output("components.parquet"), columns, io.provenance)?;
+            write_table(
+                &io.output("explained_variance.parquet"),
+                vec![
+                    (
+                        "component",
+                        Arc::new(UInt32Array::from_iter_values(1..=p as u32)) as ArrayRef,
+                    ),
+                    (
+                        "explained_variance",
+                        Arc::new(Float64Array::from(pca.explained_variance.to_vec())),
+                    ),
+                    ("ratio", Arc::new(Float64Array::from(ratios.clone()))),
+                    (
+                        "cumulative",
+                        Arc::new(Float64Array::from(cumulative.clone())),
+                    ),
+                ],
+                io.provenance,
+            )?;
+            write_metrics(
+                &io.output("metrics.json"),
+                &json!({
+                    "n_components": k,
+                    "threshold": params.threshold,
+                    "components_for_threshold": for_threshold,
+                    "explained_by_kept": cumulative.get(k - 1).copied().unwrap_or(0.0),
+                    "features": p,
+                    "tracks": data.track_ids.len(),
+                }),
+            )?;
+            line_chart(
+                &io.output("cumulative_variance.svg"),
+                &format!(
+                    "PCA: {for_threshold} components explain {:.0}% of the variance",
+                    params.threshold * 100.0
+                ),
+                &[Series {
+                    name: "cumulative explained variance".into(),
+                    points: cumulative
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| ((i + 1) as f64, *c))
+                        .collect(),
+                    band: None,
+                }],
+                "components",
+                "cumulative explained variance ratio",
+                Some((
+                    params.threshold,
+                    format!("{:.0}%", params.threshold * 100.0),
                 )),
-            ));
-        }
-        write_table(&io.output("components.parquet"), columns, io.provenance)?;
-        write_table(
-            &io.output("explained_variance.parquet"),
-            vec![
-                (
-                    "component",
-                    Arc::new(UInt32Array::from_iter_values(1..=p as u32)) as ArrayRef,
-                ),
-                (
-                    "explained_variance",
-                    Arc::new(Float64Array::from(pca.explained_variance.to_vec())),
-                ),
-                ("ratio", Arc::new(Float64Array::from(ratios.clone()))),
-                (
-                    "cumulative",
-                    Arc::new(Float64Array::from(cumulative.clone())),
-                ),
-            ],
-            io.provenance,
-        )?;
-        write_metrics(
-            &io.output("metrics.json"),
-            &json!({
-                "n_components": k,
-                "threshold": params.threshold,
-                "components_for_threshold": for_threshold,
-                "explained_by_kept": cumulative.get(k - 1).copied().unwrap_or(0.0),
-                "features": p,
-                "tracks": data.track_ids.len(),
-            }),
-        )?;
-        line_chart(
-            &io.output("cumulative_variance.svg"),
-            &format!(
-                "PCA: {for_threshold} components explain {:.0}% of the variance",
-                params.threshold * 100.0
-            ),
-            &[Series {
-                name: "cumulative explained variance".into(),
-                points: cumulative
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| ((i + 1) as f64, *c))
-                    .collect(),
-                band: None,
-            }],
-            "components",
-            "cumulative explained variance ratio",
-            Some((
-                params.threshold,
-                format!("{:.0}%", params.threshold * 100.0),
-            )),
-        )
+            )
+        };
+        let (scores_written, summaries_written) = rayon::join(
+            || {
+                write_column_major(
+                    &io.output("scores.parquet"),
+                    &data.track_ids,
+                    &names,
+                    scores,
+                    io.provenance,
+                )
+            },
+            summaries,
+        );
+        scores_written?;
+        summaries_written?;
+        tracing::debug!("pca: every output written at {:.3} s", elapsed());
+        Ok(())
     }
 }

@@ -27,16 +27,25 @@ pub fn gram(a: &Array2<f64>) -> Result<Array2<f64>> {
     Ok(gram_of(view(a)?))
 }
 
-/// Rows per block of the parallel products below. Fixed, not derived from the thread count,
-/// so the order of every sum (and with it every bit of the result) is the same on any
-/// machine load or core count.
-const ROW_BLOCK: usize = 8192;
+/// The parallel products below cut a tall matrix into at most this many row blocks, each of
+/// at least [`MIN_BLOCK_ROWS`] rows. The cut depends on the row count alone, never on the
+/// thread count, so the order of every sum (and with it every bit of the result) is the same
+/// on any machine load or core count. Sixteen equal blocks share out evenly over 1, 2, 4, 8
+/// or 16 threads; thirteen blocks of 8192 rows (the full-scale cut before) left one of two
+/// cores idle for a block's time at the end of each product.
+const ROW_BLOCKS: usize = 16;
+
+/// Fewer rows than this per block would spend more on each block's packing and partial sum
+/// than its parallelism gains.
+const MIN_BLOCK_ROWS: usize = 2048;
 
 /// The row blocks of an `n`-row matrix: (first row, rows).
 fn row_blocks(n: usize) -> Vec<(usize, usize)> {
+    let blocks = n.div_ceil(MIN_BLOCK_ROWS).clamp(1, ROW_BLOCKS);
+    let rows = n.div_ceil(blocks).max(1);
     (0..n)
-        .step_by(ROW_BLOCK)
-        .map(|r| (r, ROW_BLOCK.min(n - r)))
+        .step_by(rows)
+        .map(|first| (first, rows.min(n - first)))
         .collect()
 }
 
@@ -222,7 +231,9 @@ mod tests {
 
     #[test]
     fn blocked_products_match_a_plain_sum_across_several_row_blocks() {
-        let n = 2 * ROW_BLOCK + 123;
+        let n = 2 * MIN_BLOCK_ROWS + 123;
+        let block = row_blocks(n)[0].1;
+        assert!(block < n, "one block");
         let a = Array2::from_shape_fn((n, 4), |(i, j)| ((i * 13 + j * 7) % 29) as f64 - 14.0);
         let b = Array2::from_shape_fn((4, 3), |(i, j)| (i + 2 * j) as f64 * 0.25 - 1.0);
         let g = gram(&a).unwrap_or_else(|e| panic!("{e}"));
@@ -233,7 +244,7 @@ mod tests {
                 assert_eq!(g[[p, q]], expected, "gram ({p}, {q})");
             }
         }
-        for r in [0, ROW_BLOCK - 1, ROW_BLOCK, n - 1] {
+        for r in [0, block - 1, block, n - 1] {
             for q in 0..3 {
                 let expected: f64 = (0..4).map(|p| a[[r, p]] * b[[p, q]]).sum();
                 assert!((c[[r, q]] - expected).abs() < 1e-12, "product ({r}, {q})");
@@ -242,8 +253,32 @@ mod tests {
     }
 
     #[test]
+    fn row_blocks_cover_the_rows_evenly_whatever_the_count() {
+        for n in [0, 1, 2047, 2048, 2049, 8000, 106_574, 426_296] {
+            let blocks = row_blocks(n);
+            assert!(
+                blocks.len() <= ROW_BLOCKS,
+                "{n} rows: {} blocks",
+                blocks.len()
+            );
+            let mut next = 0;
+            for (first, rows) in &blocks {
+                assert_eq!(*first, next, "{n} rows: a gap or an overlap");
+                next += rows;
+            }
+            assert_eq!(next, n);
+            let sizes: Vec<usize> = blocks.iter().map(|b| b.1).collect();
+            if let (Some(largest), Some(smallest)) = (sizes.iter().max(), sizes.iter().min()) {
+                // Equal blocks but the last, which is short by less than one row per block.
+                assert!(largest - smallest < ROW_BLOCKS, "{n} rows: {sizes:?}");
+            }
+        }
+        assert_eq!(row_blocks(106_574).len(), 16);
+    }
+
+    #[test]
     fn results_do_not_depend_on_the_thread_count() {
-        let a = Array2::from_shape_fn((2 * ROW_BLOCK + 77, 9), |(i, j)| {
+        let a = Array2::from_shape_fn((2 * MIN_BLOCK_ROWS + 77, 9), |(i, j)| {
             ((i * 31 + j * 17) % 101) as f64 / 7.0 - 7.0
         });
         let b = Array2::from_shape_fn((9, 4), |(i, j)| (i * 4 + j) as f64 / 9.0 - 1.5);
