@@ -368,3 +368,36 @@ fn on_a_terminal_the_run_draws_a_live_view_and_in_ci_plain_lines() {
     let lock: Value = serde_json::from_str(&p.read("pipeline.lock")).unwrap();
     assert!(lock["stages"]["ingest"]["seconds"].is_number(), "{lock}");
 }
+
+#[test]
+fn a_run_saves_every_published_file_s_stat_once_it_is_synced() {
+    let p = Project::new(SMALL);
+    assert!(p.pipeline(&["run"]).status.success());
+    // Published copies are synced at the run's end; only then is the record that lets the
+    // next run trust them by their stat saved. Every one of them must be in it, or each
+    // no-op run would read them all again.
+    let saved: Value = serde_json::from_slice(
+        &std::fs::read(p.path().join("cache").join("stat-cache.json")).unwrap(),
+    )
+    .unwrap();
+    let recorded: Vec<std::path::PathBuf> = saved
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|key| p.path().join(key))
+        .collect();
+    let mut published = Vec::new();
+    for stage in ["source", "ingest"] {
+        for entry in std::fs::read_dir(p.path().join("outputs").join(stage)).unwrap() {
+            published.push(entry.unwrap().path());
+        }
+    }
+    assert!(published.len() >= 8, "{published:?}");
+    for file in &published {
+        assert!(
+            recorded.contains(file),
+            "{} has no stat record after the run",
+            file.display()
+        );
+    }
+}
