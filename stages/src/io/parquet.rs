@@ -702,7 +702,7 @@ mod tests {
         let err = write_id_columns(&path, &[1, 2, 3], &names, &DataType::Float64, &short, &[])
             .err()
             .map(|e| e.to_string())
-            .unwrap_or_default();
+            .unwrap_or_else(|| panic!("a short column was written"));
         assert!(
             err.contains("column `a` is 2 values of Float64, expected 3 of Float64"),
             "{err}"
@@ -718,7 +718,7 @@ mod tests {
         )
         .err()
         .map(|e| e.to_string())
-        .unwrap_or_default();
+        .unwrap_or_else(|| panic!("a column of the wrong type was written"));
         assert!(
             err.contains("3 values of Float32, expected 3 of Float64"),
             "{err}"

@@ -18,7 +18,6 @@ use crate::io::chart::{line_chart, Series};
 use crate::io::metrics::write_metrics;
 use crate::io::parquet::{read_column_major, write_column_major, write_table, Landing};
 use crate::kind::{check_range, InputSpec, OutputSpec, ParamError, Params, Stage, StageIo};
-use crate::math::linalg::gram_of;
 use crate::math::pca::Pca;
 
 /// Parameters of `pca`.
@@ -92,9 +91,7 @@ impl Stage for PcaStage {
                 got: n,
             });
         }
-        let gram = gram_of(faer::MatRef::from_column_major_slice(&data.values, n, p));
-        tracing::debug!("pca: covariance at {:.3} s", elapsed());
-        let pca = Pca::from_gram(gram, n, ndarray::Array1::from(data.means.clone()))?;
+        let pca = Pca::fit_column_major(&data.values, n, data.means.clone())?;
         tracing::debug!("pca: fitted at {:.3} s", elapsed());
         io.check_cancelled()?;
         let ratios = pca.ratios();

@@ -4,8 +4,8 @@
 //! before it (four cycles), because reordering floating-point additions changes the result
 //! and the compiler may not. Here value `i` goes into running sum `i % LANES`, and the lanes
 //! are combined in one fixed tree at the end. The order depends only on the column's length,
-//! never on threads or the machine, so results stay byte-identical; and it rounds no worse
-//! than the sequential sum (each lane sums a sixteenth of the values).
+//! never on threads or the machine, so results stay byte-identical; and its bound on rounding
+//! error is lower than the sequential sum's (each lane sums a sixteenth of the values).
 
 /// Running sums per column: two AVX-512 (or four AVX2) registers, enough independent chains
 /// to hide the adder's latency.

@@ -19,10 +19,10 @@ pub struct Scaling {
     pub max: Vec<f64>,
 }
 
-/// The statistics of one column over the rows where `use_row` is true:
+/// The statistics of one column over the `used` rows where `use_row` is true:
 /// (mean, population std, min, max).
-pub fn fit_column(column: &[f64], use_row: &[bool]) -> (f64, f64, f64, f64) {
-    let n = use_row.iter().filter(|u| **u).count() as f64;
+fn fit_column(column: &[f64], use_row: &[bool], used: usize) -> (f64, f64, f64, f64) {
+    let n = used as f64;
     let mean = column_sums::masked_sum(column, use_row, |v| v) / f64::max(n, 1.0);
     let var =
         column_sums::masked_sum(column, use_row, |v| (v - mean) * (v - mean)) / f64::max(n, 1.0);
@@ -32,9 +32,10 @@ pub fn fit_column(column: &[f64], use_row: &[bool]) -> (f64, f64, f64, f64) {
 
 /// Fits the statistics of every column of a column-major matrix (`rows` per column).
 pub fn fit(values: &[f64], rows: usize, use_row: &[bool]) -> Scaling {
+    let used = use_row.iter().filter(|u| **u).count();
     let cols: Vec<(f64, f64, f64, f64)> = values
         .par_chunks(rows.max(1))
-        .map(|column| fit_column(column, use_row))
+        .map(|column| fit_column(column, use_row, used))
         .collect();
     Scaling {
         mean: cols.iter().map(|c| c.0).collect(),
